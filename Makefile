@@ -1,0 +1,63 @@
+# frbook: one command to build the book, one to test everything.
+# Nothing but Python 3.10+ is needed beforehand: each target creates .venv and installs into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+JB     := $(VENV)/bin/jupyter-book
+STAMP  := $(VENV)/.frbook-installed
+HTML   := _build/html/index.html
+
+# Everything the built book depends on: when one is newer than the HTML, the book is rebuilt.
+BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard book/*.md book/*.ipynb book/results/*.json) \
+                $(shell find frbook -name '*.py' 2>/dev/null)
+CHAPTERS := $(wildcard book/ch*.ipynb)
+
+.PHONY: help install book test test-unit test-notebooks test-browser lab bench clean
+
+help:
+	@echo "make book    build the HTML book (executing every chapter) into _build/html"
+	@echo "make test    unit tests, every chapter under nbval, and the browser test of the built book"
+	@echo "make lab     open the book in JupyterLab"
+	@echo "make bench   run the speed benchmarks (JSON into benchmarks/results/)"
+	@echo "make clean   remove the build, caches and the virtual environment"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	touch $@
+
+install: $(STAMP)
+
+# -W turns every Sphinx warning into an error; --keep-going reports all of them at once.
+$(HTML): $(STAMP) $(BOOK_SOURCES)
+	MPLBACKEND=Agg $(JB) build . -W -n --keep-going
+	@touch $@
+
+book: $(HTML)
+	@echo "The book: $(abspath $(HTML))"
+
+test: test-unit test-notebooks test-browser
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests -m "not browser"
+
+# A chapter's hidden assert cells are its checks; --nbval-lax compares no outputs.
+test-notebooks: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(CHAPTERS)
+
+# The browser test reads the built book, so the book is brought up to date first.
+test-browser: $(HTML)
+	$(PY) -m pytest tests -m browser
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab book/
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_synth.py
+
+clean:
+	rm -rf _build .pytest_cache $(VENV) frbook.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,57 @@
+"""The losses of deep face recognition, behind one registry.
+
+>>> from frbook import losses
+>>> loss = losses.get("normface", s=16)
+>>> losses.available()  # doctest: +SKIP
+['normface', 'softmax']
+
+Every loss maps the classifier's output (cosines for all but plain softmax) and the labels to
+logits (:meth:`~frbook.losses.base.CosineLoss.logits`) and to a scalar cross-entropy
+(calling it); ``target_logit(theta)`` draws its target curve.
+"""
+from __future__ import annotations
+
+import inspect
+
+from .base import CosineLoss
+from .softmax import NormFace, Softmax
+
+_REGISTRY: dict[str, type[CosineLoss]] = {
+    "softmax": Softmax,
+    "normface": NormFace,
+}
+
+
+def available() -> list[str]:
+    """The names :func:`get` accepts, sorted."""
+    return sorted(_REGISTRY)
+
+
+def register(name: str, cls: type[CosineLoss]) -> None:
+    """Add a loss class under ``name`` (used by the modules of later chapters)."""
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"a loss named {name!r} is already registered ({_REGISTRY[name].__name__})")
+    _REGISTRY[name] = cls
+
+
+def get(name: str, **params) -> CosineLoss:
+    """The loss called ``name``, built with ``params``.
+
+    An unknown name, or a parameter the loss does not take, raises an error that lists what
+    is accepted.
+    """
+    key = name.lower().replace("-", "_")
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(available())}")
+    cls = _REGISTRY[key]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"loss {key!r} takes no parameter {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(accepted) or 'no parameters'}"
+        )
+    return cls(**params)
+
+
+__all__ = ["CosineLoss", "NormFace", "Softmax", "available", "get", "register"]
