@@ -33,7 +33,7 @@ install: $(STAMP)
 
 # -W turns every Sphinx warning into an error; --keep-going reports all of them at once.
 $(HTML): $(STAMP) $(BOOK_SOURCES)
-	MPLBACKEND=Agg $(JB) build . -W -n --keep-going
+	$(JB) build . -W -n --keep-going
 	@touch $@
 
 book: $(HTML)

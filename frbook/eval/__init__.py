@@ -6,8 +6,11 @@ EER, and :func:`verify`, which runs them all and returns a :class:`VerificationR
 
 ``frbook.eval.identification``: a probe searched against a gallery. Rank-k accuracy and the CMC
 curve, ranking identities by their best-matching gallery image.
+
+:func:`embed` runs a backbone over a data set: the step between training and evaluation.
 """
 
+from .embed import embed
 from .identification import cmc, rank_k_accuracy, split_gallery_probe
 from .verification import (
     DEFAULT_THRESHOLDS,
@@ -34,6 +37,7 @@ __all__ = [
     "cmc",
     "cosine_scores",
     "eer",
+    "embed",
     "kfold_accuracy",
     "make_pairs",
     "rank_k_accuracy",

@@ -48,6 +48,7 @@ __all__ = [
 #: InsightFace's threshold grid on squared distance: 0 to 4 (the full range for unit vectors)
 #: in steps of 0.01.
 DEFAULT_THRESHOLDS = np.arange(0, 4, 0.01)
+DEFAULT_THRESHOLDS.flags.writeable = False
 
 # Above this many genuine pairs, enumerating them all would cost gigabytes.
 _MAX_GENUINE_PAIRS = 20_000_000
@@ -323,7 +324,7 @@ def _correct_counts(distances: np.ndarray, issame: np.ndarray, thresholds: np.nd
     return genuine_accepted + impostor_rejected
 
 
-def kfold_accuracy(distances, issame, n_folds: int = 10, thresholds=DEFAULT_THRESHOLDS):
+def kfold_accuracy(distances, issame, n_folds: int = 10, thresholds=None) -> KFoldResult:
     """Verification accuracy with a threshold learned by k-fold cross-validation.
 
     This is InsightFace's (and FaceNet's) protocol for LFW, CFP-FP, AgeDB and friends:
@@ -341,13 +342,14 @@ def kfold_accuracy(distances, issame, n_folds: int = 10, thresholds=DEFAULT_THRE
     the number honest; picking the best threshold on all pairs would flatter the model.
 
     ``distances`` are squared distances of unit vectors (lower = more similar), as returned by
-    :func:`squared_distance`; the default grid 0, 0.01, ..., 3.99 covers their whole range. With
+    :func:`squared_distance`; the default grid ``thresholds=None`` is InsightFace's
+    ``np.arange(0, 4, 0.01)`` (:data:`DEFAULT_THRESHOLDS`), which covers their whole range. With
     ``n_folds=1`` the threshold is chosen and scored on all pairs, as InsightFace's ``LFold``
     does; that number is optimistic.
     """
     d = _scores(distances, "distances")
     same = _issame(issame, d.size)
-    thr = np.asarray(thresholds, dtype=np.float64).ravel()
+    thr = DEFAULT_THRESHOLDS if thresholds is None else np.asarray(thresholds, np.float64).ravel()
     if thr.size == 0:
         raise ValueError("thresholds is empty")
     if int(n_folds) != n_folds or n_folds < 1:
@@ -417,12 +419,13 @@ def tar_at_far(scores, issame, far: float, reading: str = "conservative") -> flo
         The largest TAR among operating points whose FAR is **at most** ``far``. This is the
         TAR you could actually promise: some threshold achieves it without exceeding the FAR.
     ``"nearest"``
-        The TAR at the ROC point whose FAR is **nearest** to ``far`` (above or below; of equally near
-        points, the first in sklearn's order, i.e. the one with the highest threshold). This is how InsightFace's IJB-B/C
-        evaluation reads its table, on sklearn's ``roc_curve`` with its default
-        ``drop_intermediate=True``, which is reproduced here. It may use a FAR above the target,
-        and it can also read *lower* than the conservative value: where the curve jumps up
-        vertically at the nearest FAR, the first point of the jump (its bottom) is the one read.
+        The TAR at the ROC point whose FAR is **nearest** to ``far``, above or below it. This
+        is how InsightFace's IJB-B/C evaluation reads its table, reproduced exactly: sklearn's
+        ``roc_curve`` with its default ``drop_intermediate=True`` (points in the middle of a
+        straight run are dropped), the curve reversed, and the first nearest point taken; so
+        where the curve jumps up at the nearest FAR, the *top* of the jump is read, and of two
+        equally near FARs the higher one. The FAR it reads at may exceed the target, and then
+        its TAR can exceed the conservative one.
 
     A FAR below ``1 / num_impostor_pairs`` cannot be measured: the only attainable FAR under it
     is 0. Then a warning says so and the conservative value (the TAR at FAR = 0, possibly 0) is
@@ -449,8 +452,9 @@ def tar_at_far(scores, issame, far: float, reading: str = "conservative") -> flo
         return conservative
     if reading == "conservative":
         return conservative
-    fpr, tpr, _ = _sk_roc_curve(same, s)  # as InsightFace: sklearn's default curve
-    return float(tpr[int(np.argmin(np.abs(fpr - far)))])  # argmin: first of equally near points
+    fpr, tpr, _ = _sk_roc_curve(same, s)  # as InsightFace: sklearn's default curve, ...
+    fpr, tpr = fpr[::-1], tpr[::-1]  # ... reversed, so that ties go to the largest TAR
+    return float(tpr[int(np.argmin(np.abs(fpr - far)))])  # argmin: the first nearest point
 
 
 def eer(scores, issame) -> float:
@@ -476,7 +480,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-@dataclass
+@dataclass(repr=False)  # the default repr would print every score
 class VerificationReport:
     """Everything :func:`verify` measured, with the protocol written next to each number.
 
@@ -512,7 +516,8 @@ class VerificationReport:
     def table(self) -> str:
         """A plain-text table of the results, one metric per line."""
         rows = [
-            (f"accuracy ({self.n_folds}-fold, threshold learned on the other folds)",
+            (f"accuracy ({self.n_folds}-fold, threshold learned on the other folds)"
+             if self.n_folds > 1 else "accuracy (threshold learned on the scored pairs)",
              f"{_pct(self.accuracy)} ± {_pct(self.accuracy_std)}"),
             ("threshold (mean over folds)",
              f"distance² {self.threshold:.3f} = cosine {self.threshold_cosine:.3f}"),
@@ -530,6 +535,8 @@ class VerificationReport:
 
     def __str__(self) -> str:
         return self.table()
+
+    __repr__ = __str__  # what a notebook shows for a report as a cell's last expression
 
     def to_dict(self, include_scores: bool = False) -> dict:
         """The metrics as plain Python types, ready for ``json.dump``.
@@ -610,15 +617,15 @@ def verify(embeddings, labels=None, pairs=None, n_folds: int = 10, fars=(1e-2, 1
     kf = kfold_accuracy(distances, same, n_folds=n_folds)
 
     notes, tar = [], {}
+    n_impostor = int((~same).sum())
     for far in fars:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            reads = {r: tar_at_far(scores, same, far, reading=r) for r in TAR_READINGS}
-        if caught:
-            note = f"FAR={far:.0e} is below 1/{int((~same).sum())} impostor pairs: TAR is at FAR=0"
+        if far < 1.0 / n_impostor:  # one note and one warning, not one per reading
+            note = f"FAR={far:.0e} is below 1/{n_impostor} impostor pairs: its TAR is read at FAR=0"
             notes.append(note)
             warnings.warn(note, stacklevel=2)
-        tar[float(far)] = reads
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="target FAR", category=UserWarning)
+            tar[float(far)] = {r: tar_at_far(scores, same, far, reading=r) for r in TAR_READINGS}
 
     return VerificationReport(
         scores=scores,

@@ -6,8 +6,8 @@ with ``width, 2 width, 4 width, 4 width`` channels, then the same kind of output
 iResNet (Deng et al. 2019): flatten -> linear -> BatchNorm1d. Flattening instead of global
 pooling keeps where on the (aligned) face each feature fired, which is worth a lot for faces.
 
-At 64x64 with ``width=32`` the last feature map is 4x4x128, the embedding layer has 2048 * D
-weights, and the whole network has about 0.25M parameters plus the head.
+At 64x64 with ``width=32`` the last feature map is 4x4x128: the convolutions have 0.24M parameters
+and the embedding layer 2048 * D more (0.37M in all at D=64).
 
 Low-dimensional embeddings (D = 2 or 3, to draw features on the circle or the sphere) train well:
 the final BatchNorm1d has no learned shift and scale (``affine=False``), so the batch of embeddings
@@ -43,13 +43,14 @@ class SmallCNN(Backbone):
         input_size: H = W (or a pair (H, W)); 32, 64 and 112 are the sizes the book uses, any
             size from 16 works (the four stride-2 stages take 16 down to 1x1).
         width: channels of the first stage; the stages have (w, 2w, 4w, 4w).
-        convs_per_stage: 1 (fast, the default) or 2 (a second stride-1 conv per stage: about
-            three times the compute, a little more accuracy on hard data).
+        convs_per_stage: 1 (fast, the default) or 2 (a second stride-1 conv per stage: more
+            capacity for harder data at about 3.5 times the compute).
         final_bn: end with a BatchNorm1d without affine parameters (see the module docstring).
         dropout: dropout probability on the flattened feature map.
 
     ``forward(x, return_feature_map=True)`` also returns the last stage's output,
-    (B, 4 width, H/16, W/16) rounded up: 4x4 at 64x64.
+    (B, 4 width, H/16, W/16) rounded up: 4x4 at 64x64. (Its memory is channels-last, see
+    ``__init__``; that changes strides, not values or shape.)
     """
 
     def __init__(self, embedding_dim: int = 64, in_channels: int = 1,
@@ -88,6 +89,11 @@ class SmallCNN(Backbone):
         self.fc = nn.Linear(self.feature_channels * h * w, embedding_dim, bias=not final_bn)
         self.features = nn.BatchNorm1d(embedding_dim, affine=False) if final_bn else nn.Identity()
         init_weights(self)
+        # Store the conv weights channels-last (NHWC): oneDNN then runs the whole network in
+        # NHWC, which makes a CPU training step about 30% faster here (measured, 2 cores). A
+        # grey image is NCHW and NHWC at once, so the input needs no conversion; moving the
+        # model with .to(device) keeps the layout.
+        self.to(memory_format=torch.channels_last)
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feature_map = self.body(x)

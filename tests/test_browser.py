@@ -1,0 +1,535 @@
+"""The built book, read in a real browser: every page of the table of contents.
+
+The HTML (``$FRBOOK_HTML``, by default ``_build/html`` at the repository root; ``make book``
+builds it) is served on a loopback port, and every page that ``_toc.yml`` lists is opened in
+headless Chromium (the system's, driven by Playwright's Python package). Each page is loaded once,
+in a fresh browser context cut off from the network; the tests then judge what was recorded:
+
+- ``test_page_loads_cleanly``: no console error, no uncaught exception, no failed request to the
+  local server and no HTTP status >= 400 from it.
+- ``test_page_works_offline``: the page asks nothing of another host, except the optional scripts
+  in ``OPTIONAL_EXTERNAL``. Every request to another host is blocked, so what a page needs from a
+  CDN (MathJax, for one) is missing here exactly as it is for a reader offline.
+- ``test_images_load_and_are_described``: every ``<img>`` has loaded (``naturalWidth > 0``, after
+  lazy images were made eager and scrolled into view), and every image in the page content is
+  described: by an ``alt`` text, or by the ``<figcaption>`` of the ``<figure>`` it is in. An
+  ``alt`` that is just the image's file name describes nothing: it is what myst-nb and docutils
+  write when the author gave no alt text (see the notes at the end of this module). A cell
+  whose code calls ``plt.show()`` must show an image: a kernel run with ``MPLBACKEND=Agg``
+  draws no inline figure and says nothing.
+- ``test_math_is_rendered``: every ``.math`` element holds a MathJax ``mjx-container``; MathJax
+  reported no TeX error (``mjx-merror``) and met no undefined macro; the visible text, code left
+  out, holds no raw TeX (``$$``, ``\\begin{``, ``\\(``, ``$\\cmd`` ...).
+- ``test_no_error_output``: no cell output shows a traceback, and no stderr output names an
+  exception, an error or a warning (progress bars and plain log lines pass). A cell tagged
+  ``raises-exception`` shows an error on purpose and is exempt.
+- ``test_widget_pages_have_a_static_figure``: a page with widget output also shows at least one
+  loaded image in its cell outputs, since a static page cannot run the widget.
+- ``test_index_redirects_to_root``: ``index.html`` loads cleanly and leads to the root page.
+- ``test_search_finds_arcface``: the built-in search lists at least one page for "ArcFace".
+
+A full-page screenshot of every page goes to ``<html>/../screenshots/<page>.png`` (by default
+``_build/screenshots/``). Where Chromium, Playwright or the built HTML is missing, the tests skip
+and say how to fix it; ``FRBOOK_BROWSER_REQUIRED=1`` (for CI) makes that a failure instead.
+Other settings: ``FRBOOK_CHROMIUM`` (the browser binary), ``FRBOOK_TOC`` (another book's TOC).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+HTML_DIR = Path(os.environ.get("FRBOOK_HTML") or REPO / "_build" / "html").resolve()
+SCREENSHOTS = HTML_DIR.parent / "screenshots"
+TOC_FILE = Path(os.environ.get("FRBOOK_TOC") or REPO / "_toc.yml").resolve()
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium phones home at start-up, which a closed network refuses.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Requests to other hosts that a page may make and still pass the offline test. They are blocked
+# like all others; what they would bring must not be needed to read the page. Live ipywidgets
+# need require.js and the widget manager from a CDN: without them a widget is simply absent,
+# which is why a page with widgets must also show a static figure.
+OPTIONAL_EXTERNAL = [
+    re.compile(r"/require\.js/[\d.]+/require(\.min)?\.js$"),
+    re.compile(r"/npm/@jupyter-widgets/"),
+]
+
+# How long a page may take for its images, its mathematics or its search, in milliseconds.
+SETTLE_MS = 20_000
+
+# Raw TeX left in the visible text where mathematics was not rendered.
+RAW_TEX = re.compile(r"\$\$|\\begin\{|\\end\{|\\\(|\\\)|\\\[|\\\]|\$\\[A-Za-z]+")
+# A stderr output that reports a problem (not a progress bar or a log line).
+STDERR_PROBLEM = r"Traceback \(most recent call last\)|\b\w*(Error|Exception|Warning)\b"
+# What myst-nb and docutils write as the alt text of an image the author did not describe.
+IMAGE_FILE = re.compile(r"\.(png|jpe?g|gif|svg|webp|pdf)$", re.IGNORECASE)
+
+
+def unavailable(reason: str):
+    """Skip, or fail where the environment says the browser test must run."""
+    if os.environ.get("FRBOOK_BROWSER_REQUIRED"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of contents
+
+
+def toc_pages(toc_file: Path = TOC_FILE) -> list[str]:
+    """The pages of a jb-book ``_toc.yml`` in reading order, as paths without a suffix."""
+    toc = yaml.safe_load(toc_file.read_text())
+    if toc.get("format") != "jb-book":
+        raise ValueError(f"{toc_file}: format {toc.get('format')!r}; this test reads jb-book")
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            elif "glob" in entry:
+                pages.extend(
+                    p.relative_to(toc_file.parent).with_suffix("").as_posix()
+                    for p in sorted(toc_file.parent.glob(entry["glob"]))
+                    if p.suffix in (".md", ".ipynb", ".rst")
+                )
+            # An entry with only a "url" links outside the book: no page to visit.
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts") or [{"chapters": toc.get("chapters")}]:
+        walk(part.get("chapters"))
+    return [re.sub(r"\.(md|ipynb|rst)$", "", p) for p in pages]
+
+
+PAGES = toc_pages()
+ROOT_PAGE = PAGES[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# One server and one browser for the session
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        pass
+
+
+@pytest.fixture(scope="session")
+def book_url():
+    if not (HTML_DIR / "index.html").is_file():
+        unavailable(
+            f"no built book at {HTML_DIR} (no index.html): build it with `make book`, "
+            "or point FRBOOK_HTML at a built _build/html"
+        )
+    handler = functools.partial(_QuietHandler, directory=str(HTML_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright package is missing: `pip install -r requirements.txt`")
+    binary = os.environ.get("FRBOOK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(binary).is_file():
+        looked = (
+            f"FRBOOK_CHROMIUM={binary} is no file"
+            if os.environ.get("FRBOOK_CHROMIUM")
+            else "no `chromium` on PATH nor /usr/bin/chromium"
+        )
+        unavailable(
+            f"no Chromium ({looked}): on Debian or Ubuntu `apt-get install chromium "
+            "chromium-driver`, or set FRBOOK_CHROMIUM to a Chromium binary"
+        )
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=binary, args=CHROMIUM_ARGS)
+    except Exception as error:
+        playwright.stop()
+        pytest.fail(f"Chromium ({binary}) did not start: {error}", pytrace=False)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Visiting a page: what the tests judge is recorded here
+
+
+@dataclass
+class Visit:
+    url: str
+    final_url: str = ""
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)
+    lost_figures: list[str] = field(default_factory=list)
+    math: dict = field(default_factory=dict)
+    error_outputs: list[str] = field(default_factory=list)
+    widgets: int = 0
+    extracted: object = None
+
+    @property
+    def load_problems(self) -> list[str]:
+        return (
+            [f"console error: {e}" for e in self.console_errors]
+            + [f"uncaught exception: {e}" for e in self.page_errors]
+            + [f"failed request: {e}" for e in self.failed_requests]
+        )
+
+
+# Runs before the page's own scripts: notes a MathJax script that failed to load, so that a
+# page whose MathJax will never come is not waited for.
+_INIT_SCRIPT = r"""
+window.addEventListener('error', (event) => {
+  const t = event.target;
+  if (t && t.tagName === 'SCRIPT' && /mathjax/i.test(t.src || '')) {
+    window.__frbookMathJaxFailed = true;
+  }
+}, true);
+"""
+
+_IMAGES = r"""
+async (timeoutMs) => {
+  const images = [...document.querySelectorAll('img')];
+  for (const img of images) img.loading = 'eager';
+  for (const img of images) img.scrollIntoView({block: 'center'});
+  window.scrollTo(0, 0);
+  await Promise.all(images.map((img) => img.complete ? null : new Promise((done) => {
+    img.addEventListener('load', done, {once: true});
+    img.addEventListener('error', done, {once: true});
+    setTimeout(done, timeoutMs);
+  })));
+  const content = document.querySelector('article.bd-article, main') || document.body;
+  // A cell that calls plt.show() but shows no image lost its figure (a kernel started with
+  // MPLBACKEND=Agg draws nothing inline, silently).
+  const source = (cell) => cell.querySelector('.cell_input pre')?.textContent || '';
+  const lost = [...document.querySelectorAll('div.cell')]
+    .filter((cell) => /\bplt\.show\(/.test(source(cell)))
+    .filter((cell) => !cell.querySelector('.cell_output img'))
+    .map((cell) => source(cell).trim().slice(0, 160));
+  const found = images.map((img) => {
+    const caption = img.closest('figure')?.querySelector('figcaption');
+    return {
+      src: img.getAttribute('src') || '',
+      alt: img.getAttribute('alt'),
+      naturalWidth: img.naturalWidth,
+      inContent: content.contains(img),
+      inCellOutput: !!img.closest('div.cell_output'),
+      caption: caption ? caption.innerText.trim() : '',
+    };
+  });
+  return {images: found, lost};
+}
+"""
+
+_WAIT_FOR_MATHJAX = r"""
+() => window.__frbookMathJaxFailed || window.MathJax?.startup?.promise?.then(() => true)
+"""
+
+_MATH = r"""
+() => {
+  const math = [...document.querySelectorAll('.math')];
+  const unrendered = math.filter((el) => !el.querySelector('mjx-container'))
+                         .map((el) => el.textContent.trim().slice(0, 120));
+  const errors = [...document.querySelectorAll('mjx-merror')]
+      .map((el) => el.getAttribute('data-mjx-error') || el.textContent.trim().slice(0, 120));
+  // An undefined macro is no merror: MathJax's noundefined extension sets its name in red.
+  const startup = window.MathJax?.startup;
+  if (startup?.document && typeof startup.toMML === 'function') {
+    for (const item of startup.document.math) {
+      const mml = startup.toMML(item.root);
+      for (const m of mml.matchAll(/<mtext mathcolor="red">(\\[^<]*)<\/mtext>/g)) {
+        errors.push(`undefined control sequence ${m[1]} in: ${item.math.trim().slice(0, 120)}`);
+      }
+    }
+  }
+  // The visible text with code left out (innerText skips what is not displayed).
+  const style = document.createElement('style');
+  style.textContent = 'pre, code, .highlight { display: none !important; }';
+  document.head.appendChild(style);
+  const text = document.body.innerText;
+  style.remove();
+  return {count: math.length, unrendered, errors, text, mathjaxLoaded: !!startup};
+}
+"""
+
+_OUTPUTS = r"""
+(stderrProblem) => {
+  const problem = new RegExp(stderrProblem);
+  const onPurpose = (el) => !!el.closest('.cell.tag_raises-exception');
+  const found = [];
+  const all = (selector) => [...document.querySelectorAll(selector)].filter((el) => !onPurpose(el));
+  for (const el of all('.cell_output .output.traceback, .cell_output .output.error')) {
+    found.push('traceback: ' + el.innerText.trim().slice(-400));
+  }
+  for (const el of all('.cell_output .output.stderr')) {
+    if (problem.test(el.innerText)) found.push('stderr: ' + el.innerText.trim().slice(0, 400));
+  }
+  const widgets = document.querySelectorAll(
+    'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets').length;
+  return {found, widgets};
+}
+"""
+
+
+def _is_local(url: str, origin: str) -> bool:
+    return url.startswith(origin) or urlsplit(url).scheme in ("data", "blob", "about")
+
+
+def visit(
+    browser,
+    url: str,
+    screenshot: Path | None = None,
+    expect_url: str | None = None,
+    ready: str | None = None,
+    extract: str | None = None,
+) -> Visit:
+    """Open ``url`` in a fresh context, let it settle, and record what the tests judge.
+
+    ``expect_url``: a glob of where the page should lead (a redirect), waited for. ``ready``: a
+    JavaScript predicate waited for after the load; ``extract``: a JavaScript function whose
+    result is kept in ``Visit.extracted``. Neither is asserted here: the caller judges.
+    """
+    from playwright.sync_api import Error as PlaywrightError  # timeouts included
+
+    origin = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
+    record = Visit(url=url)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(_INIT_SCRIPT)
+
+    def route(route):
+        if _is_local(route.request.url, origin):
+            route.continue_()
+        else:
+            record.external_requests.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    def on_console(message):
+        if message.type != "error":
+            return
+        source = (message.location or {}).get("url", "")
+        # A blocked request to another host is for the offline test to judge, not this one.
+        if source in record.external_requests:
+            return
+        # Chromium asks for /favicon.ico by itself; the book declares no icon and needs none.
+        if source.endswith("/favicon.ico"):
+            return
+        where = f" ({source}:{message.location.get('lineNumber')})" if source else ""
+        record.console_errors.append(message.text + where)
+
+    def on_request_failed(request):
+        if _is_local(request.url, origin):
+            record.failed_requests.append(f"{request.url}: {request.failure}")
+
+    def on_response(response):
+        if response.status >= 400 and _is_local(response.url, origin):
+            record.failed_requests.append(f"{response.url}: HTTP {response.status}")
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: record.page_errors.append(str(error)))
+    page.on("requestfailed", on_request_failed)
+    page.on("response", on_response)
+    try:
+        page.goto(url, wait_until="load")
+        for wait in (
+            lambda: expect_url and page.wait_for_url(expect_url, timeout=SETTLE_MS),
+            lambda: ready and page.wait_for_function(ready, timeout=SETTLE_MS),
+        ):
+            try:
+                wait()
+            except PlaywrightError:  # a timeout: the caller judges where the page stands
+                pass
+        record.final_url = page.url
+        if extract:
+            record.extracted = page.evaluate(extract)
+        images = page.evaluate(_IMAGES, SETTLE_MS)
+        record.images, record.lost_figures = images["images"], images["lost"]
+        if page.evaluate("() => document.querySelectorAll('.math').length"):
+            try:
+                page.wait_for_function(_WAIT_FOR_MATHJAX, timeout=SETTLE_MS)
+            except PlaywrightError:  # what is left untypeset, the math test reports
+                pass
+        record.math = page.evaluate(_MATH)
+        outputs = page.evaluate(_OUTPUTS, STDERR_PROBLEM)
+        record.error_outputs, record.widgets = outputs["found"], outputs["widgets"]
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        context.close()
+    return record
+
+
+@pytest.fixture(scope="session")
+def visits(chromium, book_url):
+    """The visit of a TOC page, made the first time a test asks for it."""
+    made: dict[str, Visit] = {}
+
+    def get(name: str) -> Visit:
+        if name not in made:
+            html = HTML_DIR / f"{name}.html"
+            if not html.is_file():
+                pytest.fail(f"{name} is in the TOC but {html} was not built", pytrace=False)
+            made[name] = visit(chromium, f"{book_url}{name}.html", SCREENSHOTS / f"{name}.png")
+        return made[name]
+
+    return get
+
+
+def fail_on(problems: list[str], title: str) -> None:
+    """Fail with every problem listed."""
+    if problems:
+        pytest.fail(title + ":\n" + "\n".join(f"  - {p}" for p in problems), pytrace=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tests: one per TOC page and check
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_loads_cleanly(visits, name):
+    fail_on(visits(name).load_problems, f"{name} did not load cleanly")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_works_offline(visits, name):
+    needed = [
+        url
+        for url in visits(name).external_requests
+        if not any(pattern.search(url) for pattern in OPTIONAL_EXTERNAL)
+    ]
+    fail_on(needed, f"{name} loads from other hosts, so it breaks for a reader offline")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_images_load_and_are_described(visits, name):
+    v = visits(name)
+    problems = [
+        f"a cell calls plt.show() but shows no figure (built with MPLBACKEND=Agg?): {source!r}"
+        for source in v.lost_figures
+    ]
+    for img in v.images:
+        if img["naturalWidth"] == 0:
+            problems.append(f"did not load: {img['src']} (alt {img['alt']!r})")
+        if not img["inContent"]:
+            continue
+        alt = (img["alt"] or "").strip()
+        undescribed = (
+            not alt
+            or alt == img["src"]
+            or Path(alt).name == Path(img["src"]).name
+            or IMAGE_FILE.search(alt)
+        )
+        if undescribed and not img["caption"]:
+            problems.append(
+                f"not described: {img['src']} has alt {img['alt']!r} and no figure caption "
+                "(give the cell `mystnb: {image: {alt: ...}}` or `{figure: {caption: ...}}` "
+                "metadata)"
+            )
+    fail_on(problems, f"{name} has image problems")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_math_is_rendered(visits, name):
+    v = visits(name)
+    problems = []
+    if v.math["count"] and not v.math["mathjaxLoaded"]:
+        sources = [u for u in v.external_requests if "mathjax" in u.lower()]
+        problems.append(
+            "MathJax did not load" + (f": it comes from {sources[0]}" if sources else "")
+        )
+    problems += [f"not typeset: {t!r}" for t in v.math["unrendered"]]
+    problems += [f"TeX error: {e}" for e in v.math["errors"]]
+    problems += [
+        f"raw TeX in the page text: {line.strip()[:160]!r}"
+        for line in v.math["text"].splitlines()
+        if RAW_TEX.search(line)
+    ]
+    fail_on(problems, f"{name} has unrendered mathematics")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_error_output(visits, name):
+    fail_on(visits(name).error_outputs, f"{name} shows error output")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_widget_pages_have_a_static_figure(visits, name):
+    v = visits(name)
+    static = [i for i in v.images if i["inCellOutput"] and i["naturalWidth"] > 0]
+    if v.widgets and not static:
+        pytest.fail(
+            f"{name} has {v.widgets} widget output(s) but no loaded image in its cell outputs: "
+            "a static page cannot run a widget, so show its default figure as well",
+            pytrace=False,
+        )
+
+
+def test_index_redirects_to_root(chromium, book_url):
+    v = visit(chromium, book_url + "index.html", expect_url=f"**/{ROOT_PAGE}.html")
+    fail_on(v.load_problems, "index.html did not load cleanly")
+    if not v.final_url.endswith(f"/{ROOT_PAGE}.html"):
+        pytest.fail(f"index.html did not lead to {ROOT_PAGE}.html: it ended at {v.final_url}")
+
+
+def test_search_finds_arcface(chromium, book_url):
+    v = visit(
+        chromium,
+        book_url + "search.html?q=ArcFace",
+        SCREENSHOTS / "search.png",
+        ready="() => document.querySelectorAll('#search-results li').length > 0"
+        " || /finished|did not match/i.test(document.querySelector('.search-summary')?.innerText)",
+        extract="() => ({hits: [...document.querySelectorAll('#search-results li')]"
+        ".map((li) => li.querySelector('a')?.innerText || li.innerText),"
+        " summary: document.querySelector('#search-results')?.innerText"
+        " || '(no #search-results)'})",
+    )
+    fail_on(v.load_problems, "search.html did not load cleanly")
+    if not v.extracted["hits"]:
+        summary = " ".join(v.extracted["summary"].split())[:300]
+        pytest.fail(f"searching the book for ArcFace found nothing: {summary}", pytrace=False)
+
+
+# Notes on what the toolchain emits (jupyter-book 1.0.4, myst-nb 1.4, sphinx-book-theme 1.3),
+# which the rules above rely on:
+# - A figure in a cell output is <img alt="_images/<hash>.png" src="_images/<hash>.png">: with
+#   no alt of the author's, the alt is the file name. Cell metadata gives a real one:
+#   {"mystnb": {"image": {"alt": "..."}}}; {"mystnb": {"figure": {"caption": "...", "name":
+#   "fig-..."}}} wraps the image in <figure> with a <figcaption> (and makes it referable).
+# - An error output is div.output.traceback inside div.cell_output; stderr is div.output.stderr;
+#   a cell's tags become classes of its div.cell (tag_raises-exception, tag_hide-input, ...).
+# - A widget output is <script type="application/vnd.jupyter.widget-view+json">; it renders only
+#   where require.js and @jupyter-widgets/html-manager load, from a CDN.
