@@ -80,3 +80,17 @@ def test_fit_stops_on_a_non_finite_loss():
         head.fc.weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         fit(model, head, loss, blobs(), steps=3, progress=False)
+
+
+def test_fit_advances_sphereface_lambda_and_feeds_adaface_its_norms():
+    torch.manual_seed(0)
+    sphere = losses.get("sphereface")
+    model = TinyNet()
+    fit(model, make_head(sphere, 4, 4), sphere, blobs(), steps=7, progress=False)
+    assert int(sphere.iteration) == 7
+
+    adaface = losses.get("adaface")
+    before = adaface.batch_mean.clone()
+    history = fit(TinyNet(), make_head(adaface, 4, 4), adaface, blobs(), steps=5, progress=False, log_every=1)
+    assert len(history) == 5
+    assert not torch.equal(before, adaface.batch_mean)  # the norm statistics moved

@@ -2,8 +2,10 @@
 
 >>> from frbook import losses
 >>> loss = losses.get("normface", s=16)
+>>> arcface = losses.get("arcface", s=64, m=0.5)
 >>> losses.available()  # doctest: +SKIP
-['normface', 'softmax']
+['adacos', 'adaface', 'arcface', 'combined', 'cosface', 'curricularface', 'normface', 'softmax',
+ 'sphereface', 'subcenter_arcface']
 
 Every loss maps the classifier's output (cosines for all but plain softmax) and the labels to
 logits (:meth:`~frbook.losses.base.CosineLoss.logits`) and to a scalar cross-entropy
@@ -13,12 +15,24 @@ from __future__ import annotations
 
 import inspect
 
+from .adaptive import AdaCos, AdaFace, CurricularFace
+from .arcface import ArcFace, CombinedMargin, SubCenterArcFace
 from .base import CosineLoss
+from .cosface import CosFace
 from .softmax import NormFace, Softmax
+from .sphereface import SphereFace
 
 _REGISTRY: dict[str, type[CosineLoss]] = {
     "softmax": Softmax,
     "normface": NormFace,
+    "sphereface": SphereFace,
+    "cosface": CosFace,
+    "arcface": ArcFace,
+    "subcenter_arcface": SubCenterArcFace,
+    "combined": CombinedMargin,
+    "adacos": AdaCos,
+    "curricularface": CurricularFace,
+    "adaface": AdaFace,
 }
 
 
@@ -54,4 +68,7 @@ def get(name: str, **params) -> CosineLoss:
     return cls(**params)
 
 
-__all__ = ["CosineLoss", "NormFace", "Softmax", "available", "get", "register"]
+__all__ = [
+    "AdaCos", "AdaFace", "ArcFace", "CombinedMargin", "CosFace", "CosineLoss", "CurricularFace",
+    "NormFace", "Softmax", "SphereFace", "SubCenterArcFace", "available", "get", "register",
+]

@@ -92,8 +92,9 @@ def fit(
     bar = tqdm(total=steps, disable=not progress, desc="training", unit="step")
     for step, (epoch, (images, labels)) in zip(range(1, steps + 1), batches):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        outputs = head(model(images))
-        value = loss(outputs, labels)
+        embeddings = model(images)
+        outputs = head(embeddings)
+        value = compute_loss(loss, outputs, labels, embeddings)
         if not torch.isfinite(value):
             raise FloatingPointError(
                 f"the loss became {value.item()} at step {step}; lower the learning rate (lr={lr}) "
@@ -103,6 +104,8 @@ def fit(
         value.backward()
         optimizer.step()
         schedule.step()
+        if hasattr(loss, "step"):  # losses with a schedule of their own (SphereFace's lambda)
+            loss.step()
 
         if step % log_every == 0 or step == steps:
             accuracy = (outputs.argmax(1) == labels).float().mean().item()
@@ -115,6 +118,14 @@ def fit(
     bar.close()
     model.eval(), head.eval(), loss.eval()
     return history
+
+
+def compute_loss(loss: nn.Module, outputs: torch.Tensor, labels: torch.Tensor,
+                 embeddings: torch.Tensor) -> torch.Tensor:
+    """Call ``loss``, giving it the feature norms when it reads them (AdaFace)."""
+    if getattr(loss, "needs_norms", False):
+        return loss(outputs, labels, norms=embeddings.norm(dim=1))
+    return loss(outputs, labels)
 
 
 def _warmup_cosine(i: int, warmup: int, total: int) -> float:
