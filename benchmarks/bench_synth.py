@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -90,6 +91,9 @@ def main(argv=None) -> dict:
             "images_per_second": round(max(rates), 1),
             "images_per_second_median": round(statistics.median(rates), 1),
             "repeats": repeats,
+            # other programs on the machine slow the rates down; this records how busy it was
+            "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg")
+            else None,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": git_commit(),
         }

@@ -4,6 +4,7 @@ Commands grow with the book; each has its own ``--help``:
 
   list       the losses and backbones the library knows
   preview    render a grid of SynthFaces to a PNG, to see what a difficulty looks like
+  experiment compare   train several losses under one protocol, one result file per run
 """
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ def _preview(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from frbook.experiment import compare
+
+    paths = compare(args.config, out_dir=args.out, only=args.only, device=args.device,
+                    progress=not args.quiet)
+    print(f"{len(paths)} result files in {paths[0].parent if paths else args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m frbook", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="data seed (default: %(default)s)")
     p.add_argument("--dpi", type=int, default=100, help="resolution of the PNG (default: %(default)s)")
     p.set_defaults(run=_preview)
+
+    p = commands.add_parser("experiment", help="run a comparison of losses (see 'experiment compare --help')")
+    experiments = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    c = experiments.add_parser(
+        "compare", help="train every loss of a config over its seeds; one result file per run",
+        description="Train every (loss, seed) of a comparison config under one protocol and write "
+                    "<out>/<loss>-seed<k>.json with metrics and provenance. Runs already done are skipped, "
+                    "so an interrupted comparison resumes.")
+    c.add_argument("--config", required=True, help="a comparison config, e.g. configs/compare_margins_cpu.yaml")
+    c.add_argument("--out", default=None, help="result folder (default: book/results/<config name>)")
+    c.add_argument("--only", nargs="+", default=None, metavar="LOSS", help="run only these losses of the config")
+    c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    c.add_argument("--quiet", action="store_true", help="no progress output")
+    c.set_defaults(run=_compare)
     return parser
 
 
@@ -65,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, FileNotFoundError) as error:
         # Bad arguments reach the library's own checks; show their message, not a traceback.
         parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
 

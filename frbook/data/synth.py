@@ -20,7 +20,12 @@ Every image is a function of three things::
 
 Both vectors come from a counter-based hash of the integers ``(seed, identity, index)``, not from
 a stateful random generator. An image is therefore the same whether it is rendered alone or in a
-batch, on a CPU or a GPU, first or last.
+batch, on a CPU or a GPU (up to float rounding), first or last.
+
+At the default difficulty 0.5 (64 x 64 grey) raw pixels are a poor face matcher: cosine
+similarity of mean-centred pixel vectors verifies held-out pairs about 64% correctly (50% is
+chance; 100% at difficulty 0, 53% at difficulty 1), while a small CNN trained for a minute on a
+CPU reaches about 90%. Pixels change with pose and light; identity is in the shapes.
 
 How it is rendered
 ------------------
@@ -35,7 +40,12 @@ A whole batch is painted at once with tensor operations; there is no loop over i
    computed only on the rows and columns where it can appear.
 2. ``pose``: one bilinear resampling (``grid_sample``) applies rotation, scale, translation and
    the yaw/pitch squeeze.
-3. ``light``, ``occlude``, ``blur``, ``noise``: photometric nuisances on the final image.
+3. ``light``, ``occlude``, ``blur``, ``noise``: photometric nuisances on the final image. The
+   blur is a separable Gaussian with a per-image sigma; the sensor noise is one field, scaled
+   per image, from a fixed bank of Gaussian noise fields drawn once from the seed.
+
+On a CPU the batch is rendered in chunks of a few hundred images, which keeps every temporary
+tensor small; on a GPU in one go. ``benchmarks/bench_synth.py`` measures the speed.
 
 Coordinates are in *canonical units*: the canvas spans [-1, 1] from edge to edge, ``u`` grows to
 the right and ``v`` grows downwards, as image rows do.

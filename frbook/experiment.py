@@ -1,0 +1,172 @@
+"""Comparing losses fairly: one protocol, several seeds, one result file per run.
+
+A comparison is a YAML file (see ``configs/compare_*.yaml``) that fixes the data, the backbone,
+the training budget and the evaluation, and lists the losses to compare. :func:`compare` trains
+every (loss, seed) pair under that protocol and writes ``<out>/<label>-seed<k>.json`` with the
+metrics and the provenance of the run. A run whose file already exists for the same protocol is
+not repeated, so an interrupted comparison resumes where it stopped.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from . import losses, models
+from .data import identity_splits
+from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, verify
+from .heads import make_head
+from .provenance import REPO, provenance, write_json_atomic
+from .train import fit
+from .utils import pick_device, seed_everything
+
+# The keys a comparison config may have, with their defaults: anything else is a typo.
+DEFAULTS = {
+    "name": None,
+    "data": {"train_identities": 400, "val_identities": 50, "test_identities": 100,
+             "images_per_identity": 20, "test_images_per_identity": 10, "size": 64,
+             "channels": 1, "difficulty": 0.5, "seed": 0},
+    "model": {"name": "small_cnn", "embedding_dim": 64},
+    "train": {"steps": 600, "batch_size": 128, "lr": 0.1, "warmup_steps": 0, "weight_decay": 5e-4},
+    "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4]},
+    "seeds": [0, 1, 2],
+    "losses": {},
+}
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a comparison config and fill in defaults; unknown keys are errors that name the key."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no comparison config at {path}; the shipped ones are in {REPO / 'configs'}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    config = merge(DEFAULTS, raw, where=str(path))
+    if not config["losses"]:
+        raise ValueError(f"{path}: 'losses' is empty; list at least one, e.g. 'arcface: {{s: 30, m: 0.5}}'")
+    for label, spec in config["losses"].items():
+        spec = spec or {}
+        name = spec.get("loss", label)
+        params = {k: v for k, v in spec.items() if k != "loss"}
+        losses.get(name, **params)  # fails now, with the loss's own message, not after hours
+    config["name"] = config["name"] or path.stem
+    return config
+
+
+def merge(defaults: dict, given: dict, where: str) -> dict:
+    out = copy.deepcopy(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            raise ValueError(f"{where}: unknown key {key!r}; known keys: {', '.join(defaults)}")
+        if isinstance(defaults[key], dict) and key != "losses":
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: {key!r} must be a mapping, got {value!r}")
+            out[key] = merge(defaults[key], value, f"{where}: {key}")
+        else:
+            out[key] = value
+    return out
+
+
+def protocol_hash(config: dict) -> str:
+    """A short fingerprint of everything but the list of losses and seeds: runs that share it are comparable."""
+    shared = {k: v for k, v in config.items() if k not in ("losses", "seeds", "name")}
+    return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_one(config: dict, label: str, seed: int, device=None, progress: bool = False) -> dict:
+    """Train one loss with one seed under the config's protocol and evaluate it on test identities."""
+    device = pick_device(device)
+    spec = dict(config["losses"][label] or {})
+    name = spec.pop("loss", label)
+    d = config["data"]
+    common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], device=device)
+    train, _, _ = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
+                                  seed=d["seed"], images_per_identity=d["images_per_identity"], **common)
+    _, _, test = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
+                                 seed=d["seed"], images_per_identity=d["test_images_per_identity"], **common)
+
+    seed_everything(seed)
+    m = config["model"]
+    model = models.get(m["name"], embedding_dim=m["embedding_dim"], in_channels=d["channels"], input_size=d["size"])
+    loss = losses.get(name, **spec)
+    head = make_head(loss, model.embedding_dim, train.num_classes)
+    t = config["train"]
+    start = time.perf_counter()
+    history = fit(model, head, loss, train, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
+                  warmup_steps=t["warmup_steps"], weight_decay=t["weight_decay"], seed=seed,
+                  device=device, progress=progress)
+    train_seconds = time.perf_counter() - start
+
+    embeddings, labels = embed(model, test, device=device)
+    pairs = make_pairs(labels, num_pairs=config["eval"]["num_pairs"], seed=0)
+    report = verify(embeddings, pairs=pairs, fars=tuple(config["eval"]["fars"]))
+    gallery, probe = split_gallery_probe(labels, gallery_per_class=1, seed=0)
+    rank1 = rank_k_accuracy(embeddings[gallery], labels[gallery], embeddings[probe], labels[probe], k=1)
+    return {
+        "label": label, "loss": name, "loss_params": loss.hparams(), "seed": seed,
+        "metrics": {
+            "accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
+            "eer": report.eer,
+            "tar_at_far": {f"{far:g}": report.tar[far]["conservative"] for far in config["eval"]["fars"]},
+            "rank1": rank1, "train_seconds": train_seconds,
+            "final_train_loss": history.last["loss"],
+        },
+        "history": history.records[:: max(1, len(history) // 50)],
+    }
+
+
+def compare(config_path: str | Path, out_dir: str | Path | None = None, only: list[str] | None = None,
+            device=None, progress: bool = True) -> list[Path]:
+    """Run every (loss, seed) of the config that has no result file yet; return all result paths."""
+    config = load_config(config_path)
+    out_dir = Path(out_dir or REPO / "book" / "results" / config["name"])
+    labels = only or list(config["losses"])
+    unknown = sorted(set(labels) - set(config["losses"]))
+    if unknown:
+        raise ValueError(f"not in {config_path}: {', '.join(unknown)}; its losses: {', '.join(config['losses'])}")
+    fingerprint = protocol_hash(config)
+    paths = []
+    for label in labels:
+        for seed in config["seeds"]:
+            path = out_dir / f"{label}-seed{seed}.json"
+            paths.append(path)
+            if path.exists() and json.loads(path.read_text()).get("protocol") == fingerprint:
+                continue
+            if progress:
+                print(f"[{config['name']}] {label}, seed {seed} ...", flush=True)
+            result = run_one(config, label, seed, device=device, progress=progress)
+            result.update(protocol=fingerprint, config=config, provenance=provenance(pick_device(device)))
+            write_json_atomic(path, result)
+            if progress:
+                print(f"    accuracy {result['metrics']['accuracy']:.4f}  ->  {path}", flush=True)
+    return paths
+
+
+def load_results(name: str, results_dir: str | Path | None = None) -> list[dict]:
+    """Every result file of the comparison ``name`` (under book/results/ by default)."""
+    folder = Path(results_dir or REPO / "book" / "results") / name
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no results in {folder}; produce them with "
+                                f"'python -m frbook experiment compare --config configs/{name}.yaml'")
+    return [json.loads(f.read_text()) for f in files]
+
+
+def summarise(results: list[dict], metric: str) -> dict[str, dict]:
+    """Mean, standard deviation (ddof=1 across seeds) and count of ``metric`` for each label.
+
+    ``metric`` is a key of a run's metrics, or ``"tar_at_far/1e-3"`` for a nested one.
+    """
+    table: dict[str, list[float]] = {}
+    for r in results:
+        value = r["metrics"]
+        for part in metric.split("/"):
+            value = value[part]
+        table.setdefault(r["label"], []).append(float(value))
+    return {label: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                    "n": len(v), "values": v} for label, v in table.items()}

@@ -1,0 +1,61 @@
+"""Where a number came from: the command, the commit, the machine and the date of a run.
+
+Every result file the book reads carries this record (DESIGN.md: "every number a page shows
+comes from a run"), so a reader can tell which code on which device produced a table.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> tuple[str | None, bool]:
+    """The commit of the working tree and whether it had uncommitted changes (None outside git)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+    return commit, dirty
+
+
+def device_name(device: str | torch.device = "cpu") -> str:
+    """A readable name of the device: the GPU's model, or the CPU's with its thread count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def provenance(device: str | torch.device = "cpu", command: str | None = None) -> dict:
+    commit, dirty = git_commit()
+    return {
+        "command": command or " ".join([Path(sys.executable).name, *sys.argv]),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_json_atomic(path: str | Path, record: dict) -> Path:
+    """Write ``record`` as JSON so that a crash never leaves a half-written file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path

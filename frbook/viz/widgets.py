@@ -1,0 +1,136 @@
+"""Interactive versions of the margin figures, for a notebook running in Jupyter.
+
+ipywidgets is imported inside each function, so the rest of :mod:`frbook` works without it.
+The figure is rendered to PNG and shown in an ``ipywidgets.Image``: it does not depend on the
+matplotlib backend of the notebook, and a saved widget state shows the last drawing in a static
+page.
+"""
+from __future__ import annotations
+
+import html
+import io
+
+from matplotlib.figure import Figure
+
+from .. import losses as _losses
+from ..losses.arcface import FALLBACKS
+from .margins import margin_panel
+
+__all__ = ["margin_explorer", "MARGIN_LOSSES"]
+
+MARGIN_LOSSES = ("normface", "sphereface", "cosface", "arcface", "combined")
+_LABELS = {"normface": "NormFace", "sphereface": "SphereFace", "cosface": "CosFace",
+           "arcface": "ArcFace", "combined": "Combined (m1, m2, m3)"}
+
+# Each loss's controls: (control key, the loss's parameter name). Keys are distinct where the
+# ranges differ (ArcFace's m is an angle in [0, pi), CosFace's a cosine in [0, 2), SphereFace's
+# an integer), so switching losses never clamps one loss's value into another's range.
+_CONTROLS = {
+    "normface": [("s", "s")],
+    "sphereface": [("s", "s"), ("sphereface_m", "m"), ("lamb", "lamb")],
+    "cosface": [("s", "s"), ("cosface_m", "m")],
+    "arcface": [("s", "s"), ("arcface_m", "m"), ("fallback", "fallback")],
+    "combined": [("s", "s"), ("m1", "m1"), ("m2", "m2"), ("m3", "m3")],
+}
+_CONFIDENCE = 0.99  # the dashed line of the boundaries plot: where s shows
+
+
+def margin_explorer(initial: str = "arcface", confidence: float | None = _CONFIDENCE):
+    """A loss dropdown and parameter sliders that redraw :func:`frbook.viz.margins.margin_panel`.
+
+    The controls shown follow the loss: s for all; m (radians) and the fallback for ArcFace;
+    m (a cosine) for CosFace; the integer m and lambda for SphereFace; m1, m2, m3 for the combined
+    margin. Each change builds the loss with :func:`frbook.losses.get`, so the loss's own checks
+    apply; a parameter it rejects is shown as a message, and the last figure stays.
+
+    The dashed lines of the boundaries plot mark where the true class reaches probability
+    ``confidence`` (0.99) at the chosen s: the only place where s changes the picture.
+
+    Returns an ``ipywidgets.VBox``, with, for scripts and tests:
+    ``controls`` (dict of the widgets by key), ``update(**overrides)`` (redraw now, with the
+    current control values and ``overrides``, e.g. ``update(loss="combined", m1=0)``), ``loss``
+    (the loss drawn last, or None), ``figure`` (the matplotlib Figure, reused across redraws),
+    ``image`` (the Image widget) and ``message`` (an HTML widget holding the last error, or "").
+    """
+    import ipywidgets as w  # lazily: only the widgets need it
+
+    if initial not in MARGIN_LOSSES:
+        raise ValueError(f"initial must be one of {', '.join(MARGIN_LOSSES)}; got {initial!r}")
+
+    style = {"description_width": "80px"}
+
+    def slider(kind, **kwargs):  # a Layout of its own each: hiding one must not hide the others
+        return kind(continuous_update=False, style=style, layout=w.Layout(width="330px"), **kwargs)
+
+    controls = {
+        "loss": w.Dropdown(options=[(_LABELS[k], k) for k in MARGIN_LOSSES], value=initial,
+                           description="loss", style=style, layout=w.Layout()),
+        "fallback": w.Dropdown(options=list(FALLBACKS), value="classic",
+                               description="fallback", style=style,
+                               layout=w.Layout()),
+        "s": slider(w.FloatSlider, value=64.0, min=1.0, max=128.0, step=1.0, description="s (scale)"),
+        "arcface_m": slider(w.FloatSlider, value=0.5, min=0.0, max=1.5, step=0.01, description="m (rad)",
+                            readout_format=".2f"),
+        "cosface_m": slider(w.FloatSlider, value=0.35, min=0.0, max=1.0, step=0.01, description="m (cos)",
+                            readout_format=".2f"),
+        "sphereface_m": slider(w.IntSlider, value=4, min=1, max=8, step=1, description="m (integer)"),
+        "lamb": slider(w.FloatSlider, value=5.0, min=0.0, max=20.0, step=0.5, description="λ"),
+        "m1": slider(w.FloatSlider, value=1.0, min=0.5, max=2.0, step=0.01, description="m1"),
+        "m2": slider(w.FloatSlider, value=0.3, min=0.0, max=1.5, step=0.01, description="m2 (rad)"),
+        "m3": slider(w.FloatSlider, value=0.2, min=0.0, max=1.0, step=0.01, description="m3 (cos)"),
+    }
+    if initial == "sphereface":
+        controls["s"].value = 30.0  # SphereFace's default scale
+    message = w.HTML(value="")
+    image = w.Image(format="png", layout=w.Layout(width="100%", max_width="1100px"))
+    figure = Figure(figsize=(11.5, 5.0), layout="constrained")
+    order = ["s", "arcface_m", "cosface_m", "sphereface_m", "lamb", "m1", "m2", "m3"]
+    box = w.VBox([
+        w.HBox([controls["loss"], controls["fallback"]]),
+        w.HBox([w.VBox([controls[k] for k in order[:4]]), w.VBox([controls[k] for k in order[4:]])]),
+        message,
+        image,
+    ])
+    box.controls, box.message, box.image, box.figure, box.loss = controls, message, image, figure, None
+
+    def show_controls(name: str) -> None:
+        wanted = {key for key, _ in _CONTROLS[name]}
+        for key, control in controls.items():
+            if key != "loss":
+                control.layout.display = None if key in wanted else "none"
+
+    def update(**overrides) -> None:
+        name = overrides.pop("loss", controls["loss"].value)
+        if name not in _CONTROLS:
+            message.value = _error(f"unknown loss {name!r}; choose one of {', '.join(MARGIN_LOSSES)}")
+            return
+        params = {param: controls[key].value for key, param in _CONTROLS[name]}
+        params.update(overrides)
+        try:
+            loss = _losses.get(name, **params)
+        except (ValueError, TypeError) as error:  # the loss's own validation, shown, not raised
+            message.value = _error(str(error))
+            return
+        margin_panel(loss, fig=figure, confidence=confidence)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90)
+        image.value = buffer.getvalue()
+        message.value = ""
+        box.loss = loss
+
+    def on_change(change) -> None:
+        if change["owner"] is controls["loss"]:
+            show_controls(change["new"])
+        update()
+
+    for control in controls.values():
+        control.observe(on_change, names="value")
+    box.update = update
+    show_controls(initial)
+    update()
+    return box
+
+
+def _error(text: str) -> str:
+    return f'<span style="color:#b00020">Not drawn: {html.escape(text)}</span>'
+

@@ -1,0 +1,79 @@
+"""Comparisons of losses: configs are checked up front, runs write results with provenance, and resume."""
+import json
+
+import pytest
+import yaml
+
+from frbook.experiment import compare, load_config, load_results, summarise
+
+TINY = {
+    "name": "tiny",
+    "data": {"train_identities": 6, "val_identities": 2, "test_identities": 6,
+             "images_per_identity": 4, "test_images_per_identity": 4, "size": 32},
+    "model": {"name": "small_cnn", "embedding_dim": 8},
+    "train": {"steps": 3, "batch_size": 8},
+    "eval": {"num_pairs": 40, "fars": [0.1]},
+    "seeds": [0, 1],
+    "losses": {"normface": {"s": 10}, "arcface_st": {"loss": "arcface", "s": 10, "grad": "straight_through"}},
+}
+
+
+def write(tmp_path, config):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_unknown_key_is_named(tmp_path):
+    bad = dict(TINY, trian={"steps": 3})
+    with pytest.raises(ValueError, match="unknown key 'trian'"):
+        load_config(write(tmp_path, bad))
+    bad = dict(TINY, train={"stpes": 3})
+    with pytest.raises(ValueError, match="train: unknown key 'stpes'"):
+        load_config(write(tmp_path, bad))
+
+
+def test_bad_loss_parameter_fails_before_training(tmp_path):
+    bad = dict(TINY, losses={"arcface": {"m": 4.0}})
+    with pytest.raises(ValueError, match="m"):
+        load_config(write(tmp_path, bad))
+
+
+def test_missing_config_says_where_configs_are(tmp_path):
+    with pytest.raises(FileNotFoundError, match="configs"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_compare_writes_results_with_provenance_and_resumes(tmp_path):
+    out = tmp_path / "results" / "tiny"
+    paths = compare(write(tmp_path, TINY), out_dir=out, progress=False)
+    assert sorted(p.name for p in paths) == sorted(
+        ["normface-seed0.json", "normface-seed1.json", "arcface_st-seed0.json", "arcface_st-seed1.json"])
+    record = json.loads(paths[0].read_text())
+    for key in ("command", "git_commit", "device", "date", "torch"):
+        assert key in record["provenance"]
+    assert 0.0 <= record["metrics"]["accuracy"] <= 1.0
+    assert set(record["metrics"]["tar_at_far"]) == {"0.1"}
+    assert record["loss_params"]["s"] == 10
+
+    # A second call finds every run done and trains nothing: the files are untouched.
+    stamps = {p: p.stat().st_mtime_ns for p in paths}
+    compare(write(tmp_path, TINY), out_dir=out, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in paths} == stamps
+
+    # A changed protocol does not reuse old runs.
+    changed = dict(TINY, train={"steps": 2, "batch_size": 8}, seeds=[0], losses={"normface": {"s": 10}})
+    compare(write(tmp_path, changed), out_dir=out, progress=False)
+    rerun = out / "normface-seed0.json"
+    assert rerun.stat().st_mtime_ns != stamps[rerun]
+    assert json.loads(rerun.read_text())["config"]["train"]["steps"] == 2
+
+    results = load_results("tiny", tmp_path / "results")
+    table = summarise(results, "tar_at_far/0.1")
+    assert set(table) == {"normface", "arcface_st"}
+    assert table["arcface_st"]["n"] == 2
+
+
+def test_load_results_says_how_to_produce_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="experiment compare --config configs/none.yaml"):
+        load_results("none", tmp_path)
