@@ -38,10 +38,20 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+def current_command() -> str:
+    """The command line of this process, as a user would type it again."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(str(Path("frbook") / "__main__.py")):
+        argv = ["-m", "frbook", *argv[1:]]  # run as `python -m frbook ...`
+    elif argv and Path(argv[0]).is_absolute() and Path(argv[0]).is_relative_to(REPO):
+        argv[0] = str(Path(argv[0]).relative_to(REPO))
+    return " ".join(["python", *argv])
+
+
 def provenance(device: str | torch.device = "cpu", command: str | None = None) -> dict:
     commit, dirty = git_commit()
     return {
-        "command": command or " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command or current_command(),
         "git_commit": commit,
         "git_dirty": dirty,
         "device": device_name(device),
