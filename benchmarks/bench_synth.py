@@ -7,7 +7,13 @@
 Each configuration renders batches of ``--batch`` new images (fresh identities every time, so
 nothing is cached) after a warm-up, ``--repeats`` times; the result records the best and the
 median rate, because other programs sharing the CPU slow some repeats down. The number of
-threads is torch's default (``torch.get_num_threads()``), as a user would run it.
+threads is torch's default (``torch.get_num_threads()``), as a user would run it, unless
+``--threads`` sets it.
+
+When other programs keep every core busy, torch's multi-threaded operations stall: each one
+waits for a core for each of its threads, and the renderer runs hundreds of operations per
+batch. On a 2-core machine shared with other jobs, two threads then rendered 40 times slower
+than one (280 against 7,200 images/s, measured); ``--threads 1`` shows that case.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,9 +78,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--difficulty", type=float, default=0.5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads before measuring (default: leave as is)")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 10)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     results = []
     for size, channels in CONFIGS:
@@ -104,7 +115,8 @@ def main(argv=None) -> dict:
               f"({repeats} x {args.batch} images, {row['num_threads']} threads, {args.device})")
 
     report = {
-        "command": "python benchmarks/bench_synth.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python benchmarks/bench_synth.py"] + (argv if argv is not None
+                                                                   else sys.argv[1:])),
         "results": results,
     }
     # The headline configuration (64 x 64 grey) is repeated at the top level for quick reading.

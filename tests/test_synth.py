@@ -167,6 +167,10 @@ def test_loader_yields_every_item_once_per_epoch():
     assert torch.equal(again, data.labels[seen])  # deterministic given the seed
     assert not torch.equal(second_epoch, again)  # a new order in the next epoch
     assert len(data.loader(4, drop_last=True)) == 5
+    # torch's own DataLoader works too, and fetches each batch with one render
+    images, labels = next(iter(torch.utils.data.DataLoader(data, batch_size=5)))
+    torch.testing.assert_close(images, reference[:5], atol=1e-6, rtol=0)
+    assert labels.tolist() == [0, 0, 0, 1, 1]
     assert sum(len(y) for _, y in data.loader(4, shuffle=False, drop_last=True)) == 20
 
 

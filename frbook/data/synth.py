@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -62,6 +63,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "SynthFaces",
+    "SynthLoader",
     "identity_splits",
     "identity_vector",
     "nuisance_vector",
@@ -732,15 +734,16 @@ def _image_parameters(identity_ids, image_indices, seed, difficulty, channels, d
 def _chunk_size(size: int, channels: int, device: torch.device) -> int:
     """How many images to render together.
 
-    On a CPU, every operation over the chunk has a fixed cost (Python, dispatch, waking the
-    threads) and a per-pixel cost; chunks of about 2**21 values per full-size tensor (8 MB)
-    amortise the first while staying small enough to be fast to allocate and to fit in the
-    cache. Measured on a 2-core machine; anything from 2**19 to 2**22 is within about 20%.
-    A GPU takes the whole batch at once.
+    On a CPU every tensor operation has a fixed cost (Python, dispatch, and waking the other
+    threads, which is slow when other programs keep the cores busy) and a per-pixel cost.
+    Chunks of about 2**22 values per full-size tensor (16 MB; 512 grey 64 x 64 images) amortise
+    the first while staying quick to allocate; measured on a 2-core machine, 2**20 to 2**22
+    are within about 20% of each other when the machine is otherwise idle. A GPU takes the
+    whole batch at once.
     """
     if device.type != "cpu":
         return 1 << 30
-    return max(1, (1 << 21) // (size * size * max(channels, 2)))
+    return max(1, (1 << 22) // (size * size * max(channels, 2)))
 
 
 def render_faces(identity_ids, image_indices, *, size: int = 64, channels: int = 1,
@@ -909,8 +912,11 @@ class SynthFaces(torch.utils.data.Dataset):
         return self._ids[labels], items % self.images_per_identity, labels
 
     def __getitem__(self, i):
-        if not _is_int(i):
-            raise TypeError(f"SynthFaces indices must be integers, got {type(i).__name__}")
+        try:
+            i = operator.index(i)  # ints, numpy integers and 0-d integer tensors
+        except TypeError:
+            raise TypeError(f"SynthFaces indices must be integers, got {type(i).__name__}") \
+                from None
         if i < 0:
             i += len(self)
         if not 0 <= i < len(self):
@@ -918,8 +924,15 @@ class SynthFaces(torch.utils.data.Dataset):
         ids, idx, labels = self._items([i])
         return self.render(ids, idx)[0], int(labels[0])
 
+    def __getitems__(self, items) -> list[tuple[torch.Tensor, int]]:
+        """Many items in one batched render; torch's DataLoader calls this when it exists."""
+        ids, idx, labels = self._items(items)
+        return list(zip(self.render(ids, idx), labels.tolist()))
+
     def images(self, items=None, batch_size: int = 1024) -> torch.Tensor:
         """Render all items (or the given item indices) in batches: (N, C, H, W) on the device."""
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if items is None:
             items = torch.arange(len(self))
         ids, idx, _ = self._items(items)
