@@ -103,19 +103,19 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def _hash_uniform(keys: Sequence[torch.Tensor], count: int) -> torch.Tensor:
+def _hash_uniform(keys: Sequence[int | torch.Tensor], count: int) -> torch.Tensor:
     """Uniform floats in [0, 1), shape ``(N, count)``, that depend only on the integer keys.
 
-    ``keys`` are int64 tensors of shape (N,) (or scalars) of non-negative integers. Row ``i`` of
-    the result is a function of ``(keys[0][i], keys[1][i], ...)`` alone, so any subset of rows can
-    be recomputed independently. Column ``j`` is the ``j``-th draw for that key tuple.
+    ``keys`` are non-negative Python ints or int64 tensors of shape (N,). Row ``i`` of the
+    result is a function of ``(keys[0][i], keys[1][i], ...)`` alone, so any subset of rows can
+    be recomputed independently. Column ``j`` is the ``j``-th draw for that key tuple. (The
+    hash works on Python ints and on tensors alike, so scalar keys cost no tensor work.)
     """
-    n = max(k.numel() for k in keys)
-    h = torch.zeros(n, dtype=torch.int64)
+    h = 0
     for position, key in enumerate(keys):
-        key = key.to(torch.int64).expand(n)
         for word in (key & _MASK32, (key >> 32) & _MASK32):  # both halves: ids may exceed 2**32
             h = _mix32(h ^ _mix32((word + 0x9E3779B9 * (position + 1)) & _MASK32))
+    h = torch.as_tensor(h, dtype=torch.int64).reshape(-1)
     counter = _mix32(torch.arange(count, dtype=torch.int64) + 0x632BE5AB)
     bits = _mix32(h[:, None] ^ counter[None, :])
     # 24 bits fill the float32 mantissa exactly: the value is identical on every device.
@@ -171,7 +171,7 @@ def identity_vector(identity_ids, seed: int = 0) -> dict[str, torch.Tensor]:
     """
     ids = _as_index_tensor(identity_ids, "identity_ids")
     seed = _check_seed(seed)
-    u = _hash_uniform([torch.tensor(seed), torch.tensor(_IDENTITY_STREAM), ids],
+    u = _hash_uniform([seed, _IDENTITY_STREAM, ids],
                       len(_IDENTITY_TRAITS))
     r = {name: u[:, i] for i, name in enumerate(_IDENTITY_TRAITS)}
     t = {}
@@ -283,7 +283,7 @@ def nuisance_vector(identity_ids, image_indices, seed: int = 0,
                          f"{ids.numel()} and {idx.numel()}")
     seed = _check_seed(seed)
     _check_size_channels_difficulty(16, 1, difficulty)
-    u = _hash_uniform([torch.tensor(seed), torch.tensor(_NUISANCE_STREAM), ids, idx],
+    u = _hash_uniform([seed, _NUISANCE_STREAM, ids, idx],
                       len(_NUISANCE_DRAWS))
     r = {name: u[:, i] for i, name in enumerate(_NUISANCE_DRAWS)}
     s = {name: 2 * value - 1 for name, value in r.items()}  # the same draws, symmetric in [-1, 1)
