@@ -11,7 +11,8 @@ HTML   := _build/html/index.html
 # Everything the built book depends on: when one is newer than the HTML, the book is rebuilt.
 BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard book/*.md book/*.ipynb book/results/*.json) \
                 $(shell find frbook -name '*.py' 2>/dev/null)
-CHAPTERS := $(wildcard book/ch*.ipynb)
+# The chapter notebooks, in the order of the table of contents.
+CHAPTERS := $(shell sed -n 's|^ *- file: \(book/ch[^ ]*\)$$|\1.ipynb|p' _toc.yml)
 
 .PHONY: help install book test test-unit test-notebooks test-browser lab bench clean
 
