@@ -20,21 +20,26 @@ import yaml
 
 from . import losses, models
 from .data import identity_splits
+from .data.noise import NoisyLabels
 from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, verify
 from .heads import make_head
 from .provenance import REPO, provenance, write_json_atomic
 from .train import fit
 from .utils import pick_device, seed_everything
 
+# Keys added after results were first written, with the value that means "as before": left at that
+# value they stay out of the protocol's fingerprint, so older result files still match.
+NEUTRAL = {"data": {"label_noise": 0.0}, "eval": {"every": 0}}
+
 # The keys a comparison config may have, with their defaults: anything else is a typo.
 DEFAULTS = {
     "name": None,
     "data": {"train_identities": 400, "val_identities": 50, "test_identities": 100,
              "images_per_identity": 20, "test_images_per_identity": 10, "size": 64,
-             "channels": 1, "difficulty": 0.5, "seed": 0},
+             "channels": 1, "difficulty": 0.5, "seed": 0, "label_noise": 0.0},
     "model": {"name": "small_cnn", "embedding_dim": 64},
     "train": {"steps": 600, "batch_size": 128, "lr": 0.1, "warmup_steps": 0, "weight_decay": 5e-4},
-    "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4]},
+    "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4], "every": 0},
     "seeds": [0, 1, 2],
     "losses": {},
 }
@@ -49,13 +54,25 @@ def load_config(path: str | Path) -> dict:
     config = merge(DEFAULTS, raw, where=str(path))
     if not config["losses"]:
         raise ValueError(f"{path}: 'losses' is empty; list at least one, e.g. 'arcface: {{s: 30, m: 0.5}}'")
-    for label, spec in config["losses"].items():
-        spec = spec or {}
-        name = spec.get("loss", label)
-        params = {k: v for k, v in spec.items() if k != "loss"}
+    for label in config["losses"]:
+        name, params, train = split_loss_spec(config, label)
+        merge(config["train"], train, where=f"{path}: losses: {label}: train")
         losses.get(name, **params)  # fails now, with the loss's own message, not after hours
     config["name"] = config["name"] or path.stem
     return config
+
+
+def split_loss_spec(config: dict, label: str) -> tuple[str, dict, dict]:
+    """A loss entry -> (registry name, loss parameters, training overrides).
+
+    An entry is ``{loss: NAME, PARAM: VALUE, ..., train: {KEY: VALUE}}``; ``loss`` defaults to the
+    label, and ``train`` overrides the shared training settings for this entry only (a loss whose
+    gradient has another scale, such as P2SGrad, may need its own learning rate).
+    """
+    spec = dict(config["losses"][label] or {})
+    name = spec.pop("loss", label)
+    train = spec.pop("train", None) or {}
+    return name, spec, train
 
 
 def merge(defaults: dict, given: dict, where: str) -> dict:
@@ -75,31 +92,36 @@ def merge(defaults: dict, given: dict, where: str) -> dict:
 def protocol_hash(config: dict) -> str:
     """A short fingerprint of everything but the list of losses and seeds: runs that share it are comparable."""
     shared = {k: v for k, v in config.items() if k not in ("losses", "seeds", "name")}
+    for section, keys in NEUTRAL.items():
+        shared[section] = {k: v for k, v in shared[section].items() if not (k in keys and v == keys[k])}
     return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def run_one(config: dict, label: str, seed: int, device=None, progress: bool = False) -> dict:
     """Train one loss with one seed under the config's protocol and evaluate it on test identities."""
     device = pick_device(device)
-    spec = dict(config["losses"][label] or {})
-    name = spec.pop("loss", label)
+    name, spec, train_overrides = split_loss_spec(config, label)
     d = config["data"]
     common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], device=device)
     train, _, _ = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
                                   seed=d["seed"], images_per_identity=d["images_per_identity"], **common)
-    _, _, test = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
-                                 seed=d["seed"], images_per_identity=d["test_images_per_identity"], **common)
+    _, val, test = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
+                                   seed=d["seed"], images_per_identity=d["test_images_per_identity"], **common)
+    if d["label_noise"]:
+        train = NoisyLabels(train, d["label_noise"], seed=d["seed"])
 
     seed_everything(seed)
     m = config["model"]
     model = models.get(m["name"], embedding_dim=m["embedding_dim"], in_channels=d["channels"], input_size=d["size"])
     loss = losses.get(name, **spec)
     head = make_head(loss, model.embedding_dim, train.num_classes)
-    t = config["train"]
+    t = merge(config["train"], train_overrides, where=label)
     start = time.perf_counter()
     history = fit(model, head, loss, train, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
                   warmup_steps=t["warmup_steps"], weight_decay=t["weight_decay"], seed=seed,
-                  device=device, progress=progress)
+                  device=device, progress=progress,
+                  evaluate=held_out_accuracy(val, device) if config["eval"]["every"] else None,
+                  evaluate_every=config["eval"]["every"])
     train_seconds = time.perf_counter() - start
 
     embeddings, labels = embed(model, test, device=device)
@@ -108,7 +130,7 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
     gallery, probe = split_gallery_probe(labels, gallery_per_class=1, seed=0)
     rank1 = rank_k_accuracy(embeddings[gallery], labels[gallery], embeddings[probe], labels[probe], k=1)
     return {
-        "label": label, "loss": name, "loss_params": loss.hparams(), "seed": seed,
+        "label": label, "loss": name, "loss_params": loss.hparams(), "train": t, "seed": seed,
         "metrics": {
             "accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
             "eer": report.eer,
@@ -116,8 +138,23 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
             "rank1": rank1, "train_seconds": train_seconds,
             "final_train_loss": history.last["loss"],
         },
-        "history": history.records[:: max(1, len(history) // 50)],
+        "history": thin(history.records, 50),
     }
+
+
+def held_out_accuracy(val, device):
+    """A callback for :func:`frbook.train.fit`: verification accuracy on the validation identities
+    (every pair they allow, balanced)."""
+    def evaluate(model) -> dict:
+        embeddings, labels = embed(model, val, device=device)
+        return {"val_accuracy": verify(embeddings, pairs=make_pairs(labels, seed=0)).accuracy}
+    return evaluate
+
+
+def thin(records: list[dict], keep: int) -> list[dict]:
+    """About ``keep`` evenly spaced records, plus every record that holds a held-out evaluation."""
+    every = max(1, len(records) // keep)
+    return [r for i, r in enumerate(records) if i % every == 0 or "val_accuracy" in r or i == len(records) - 1]
 
 
 def compare(config_path: str | Path, out_dir: str | Path | None = None, only: list[str] | None = None,

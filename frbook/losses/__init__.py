@@ -5,7 +5,7 @@
 >>> arcface = losses.get("arcface", s=64, m=0.5)
 >>> losses.available()  # doctest: +SKIP
 ['adacos', 'adaface', 'arcface', 'combined', 'cosface', 'curricularface', 'normface', 'softmax',
- 'sphereface', 'subcenter_arcface']
+ 'p2sgrad', 'sphereface', 'subcenter_arcface']
 
 Every loss maps the classifier's output (cosines for all but plain softmax) and the labels to
 logits (:meth:`~frbook.losses.base.CosineLoss.logits`) and to a scalar cross-entropy
@@ -19,6 +19,7 @@ from .adaptive import AdaCos, AdaFace, CurricularFace
 from .arcface import ArcFace, CombinedMargin, SubCenterArcFace
 from .base import CosineLoss
 from .cosface import CosFace
+from .p2sgrad import P2SGrad
 from .softmax import NormFace, Softmax
 from .sphereface import SphereFace
 
@@ -33,6 +34,7 @@ _REGISTRY: dict[str, type[CosineLoss]] = {
     "adacos": AdaCos,
     "curricularface": CurricularFace,
     "adaface": AdaFace,
+    "p2sgrad": P2SGrad,
 }
 
 

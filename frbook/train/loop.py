@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -52,6 +53,8 @@ def fit(
     device: str | torch.device | None = None,
     log_every: int = 10,
     progress: bool = True,
+    evaluate: Callable[[nn.Module], dict] | None = None,
+    evaluate_every: int = 0,
 ) -> History:
     """Train ``model`` and ``head`` under ``loss`` on ``data``; return the :class:`History`.
 
@@ -64,6 +67,13 @@ def fit(
             ``warmup_steps`` then follows a cosine down to zero, so short runs end converged.
         weight_decay: applied to the backbone and the head, not to loss parameters (a learned
             scale must not be pulled towards zero).
+        evaluate, evaluate_every: every ``evaluate_every`` steps (and at the end), call
+            ``evaluate(model)`` with the model in eval mode and no gradient, and add the metrics it
+            returns to that step's record: how a held-out accuracy evolves during training.
+
+    Each record holds the step, epoch, batch loss, batch accuracy, learning rate, seconds, and,
+    for cosine heads, ``target_angle``: the batch's mean angle in degrees between each embedding
+    and its own class centre (the quantity every margin loss works on).
     """
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps= or epochs= to say how long to train")
@@ -107,12 +117,22 @@ def fit(
         if hasattr(loss, "step"):  # losses with a schedule of their own (SphereFace's lambda)
             loss.step()
 
-        if step % log_every == 0 or step == steps:
+        evaluate_now = evaluate is not None and (step == steps or (evaluate_every and step % evaluate_every == 0))
+        if step % log_every == 0 or step == steps or evaluate_now:
             accuracy = (outputs.argmax(1) == labels).float().mean().item()
-            history.records.append({
+            record = {
                 "step": step, "epoch": epoch, "loss": value.item(), "train_accuracy": accuracy,
                 "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start,
-            })
+            }
+            if getattr(loss, "head", None) == "cosine":
+                target = outputs.detach().gather(1, labels.unsqueeze(1)).clamp(-1, 1)
+                record["target_angle"] = math.degrees(target.acos().mean().item())
+            if evaluate_now:
+                model.eval()
+                with torch.no_grad():
+                    record.update(evaluate(model))
+                model.train()
+            history.records.append(record)
             bar.set_postfix(loss=f"{value.item():.3f}", acc=f"{accuracy:.2f}")
         bar.update(1)
     bar.close()
