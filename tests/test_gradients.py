@@ -163,3 +163,14 @@ def test_every_softmax_loss_shares_one_direction():
         loss(torch.nn.functional.normalize(xr, dim=1) @ wn.T, labels).backward()
         coefficients = gradients.cos_gradient(loss, cos, labels) / B
         torch.testing.assert_close(xr.grad, (coefficients.unsqueeze(2) * directions).sum(1))
+
+
+def test_arcface_pull_has_a_nonzero_limit_at_the_centre():
+    """f' sin(theta) = sin(theta + m) for exact ArcFace: the pull tends to (1 - P_y) s sin(m) at theta = 0."""
+    arc = losses.get("arcface", s=16, m=0.5, fallback="none")
+    zero = torch.zeros(1, dtype=torch.float64)
+    p0 = gradients.target_probability(arc, zero, 10)
+    expected = (1 - p0) * 16 * math.sin(0.5)
+    torch.testing.assert_close(gradients.target_angle_gradient(arc, zero, 10), expected, rtol=1e-6, atol=0)
+    normface = losses.get("normface", s=16)
+    assert gradients.target_angle_gradient(normface, zero, 10).item() < 1e-6

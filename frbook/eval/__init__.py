@@ -5,13 +5,17 @@ thresholds (InsightFace's LFW/CFP-FP/AgeDB protocol), ROC, AUC, TAR@FAR (two lab
 EER, and :func:`verify`, which runs them all and returns a :class:`VerificationReport`.
 
 ``frbook.eval.identification``: a probe searched against a gallery. Rank-k accuracy and the CMC
-curve, ranking identities by their best-matching gallery image.
+curve, ranking identities by their best-matching gallery image; open-set search (probes of
+people who are not enrolled) with the detection and identification rate :func:`dir_at_far`.
 
-:func:`embed` runs a backbone over a data set: the step between training and evaluation.
+:func:`embed` runs a backbone over a data set (optionally with InsightFace's flip-sum), the step
+between training and evaluation; :func:`evaluate` does every step from a model to the report,
+on LFW, a ``.bin`` file or SynthFaces.
 """
 
-from .embed import embed
-from .identification import cmc, rank_k_accuracy, split_gallery_probe
+from .embed import embed, embed_batch
+from .evaluate import evaluate, synth_benchmark
+from .identification import cmc, dir_at_far, rank_k_accuracy, split_gallery_probe
 from .verification import (
     DEFAULT_THRESHOLDS,
     KFoldResult,
@@ -36,14 +40,18 @@ __all__ = [
     "auc",
     "cmc",
     "cosine_scores",
+    "dir_at_far",
     "eer",
     "embed",
+    "embed_batch",
+    "evaluate",
     "kfold_accuracy",
     "make_pairs",
     "rank_k_accuracy",
     "roc",
     "split_gallery_probe",
     "squared_distance",
+    "synth_benchmark",
     "tar_at_far",
     "verify",
 ]

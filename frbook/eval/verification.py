@@ -488,7 +488,8 @@ class VerificationReport:
     holds the ``(i, j)`` indices that were scored. ``accuracy`` ± ``accuracy_std`` is the k-fold
     accuracy; ``threshold`` is the mean of the per-fold squared-distance thresholds and
     ``threshold_cosine = 1 - threshold / 2`` the same threshold on cosine. ``tar`` maps each
-    target FAR to ``{"conservative": ..., "nearest": ...}`` (see :func:`tar_at_far`).
+    target FAR to ``{"conservative": ..., "nearest": ...}`` (see :func:`tar_at_far`). ``title``
+    says what was evaluated (e.g. "LFW, 6000 pairs of pairs.txt, flip-sum").
     """
 
     scores: np.ndarray
@@ -504,6 +505,7 @@ class VerificationReport:
     tar: dict
     n_folds: int
     notes: list = field(default_factory=list)
+    title: str = ""
 
     @property
     def n_genuine(self) -> int:
@@ -528,7 +530,8 @@ class VerificationReport:
             rows.append((f"TAR @ FAR={far:.0e} (conservative / nearest)",
                          f"{_pct(reads['conservative'])} / {_pct(reads['nearest'])}"))
         width = max(len(name) for name, _ in rows)
-        lines = [f"Verification on {self.n_genuine} genuine + {self.n_impostor} impostor pairs"]
+        what = f"{self.n_genuine} genuine + {self.n_impostor} impostor pairs"
+        lines = [f"{self.title}: {what}" if self.title else f"Verification on {what}"]
         lines += [f"  {name:<{width}}  {value}" for name, value in rows]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
@@ -544,6 +547,7 @@ class VerificationReport:
         Per-pair scores are large, so they are left out unless ``include_scores=True``.
         """
         d = {
+            "title": self.title,
             "num_genuine": self.n_genuine,
             "num_impostor": self.n_impostor,
             "n_folds": int(self.n_folds),
@@ -588,14 +592,16 @@ class VerificationReport:
 
 
 def verify(embeddings, labels=None, pairs=None, n_folds: int = 10, fars=(1e-2, 1e-3),
-           seed: int = 0, num_pairs: int | None = None) -> VerificationReport:
+           seed: int = 0, num_pairs: int | None = None, title: str = "") -> VerificationReport:
     """Evaluate face verification on a set of embeddings, every metric in one report.
 
     Give either ``labels`` (one identity per embedding; balanced pairs are drawn by
     :func:`make_pairs` with ``seed`` and ``num_pairs``) or explicit ``pairs = (i, j, issame)``,
     e.g. from LFW's ``pairs.txt``, or ``(arange(0, 2N, 2), arange(1, 2N, 2), issame)`` for an
     InsightFace ``.bin`` file whose pair k is images 2k and 2k+1. Pass the pairs in the
-    benchmark's file order: the k-fold accuracy uses contiguous folds.
+    benchmark's file order: the k-fold accuracy uses contiguous folds. ``title`` labels the
+    report. For a model's flip-sum embeddings of a benchmark, :func:`frbook.eval.evaluate` does
+    every step.
     """
     e = _embeddings(embeddings)
     if (labels is None) == (pairs is None):
@@ -617,6 +623,11 @@ def verify(embeddings, labels=None, pairs=None, n_folds: int = 10, fars=(1e-2, 1
     kf = kfold_accuracy(distances, same, n_folds=n_folds)
 
     notes, tar = [], {}
+    one_class = [k for k, fold in enumerate(_contiguous_folds(same.size, int(n_folds)))
+                 if n_folds > 1 and (same[fold].all() or not same[fold].any())]
+    if one_class:  # e.g. 2 folds over one LFW fold: 300 genuine, then 300 impostor pairs
+        notes.append(f"folds {one_class} hold pairs of one kind only, so their thresholds are "
+                     "learned without the other kind; use the benchmark's own fold count")
     n_impostor = int((~same).sum())
     for far in fars:
         if far < 1.0 / n_impostor:  # one note and one warning, not one per reading
@@ -641,4 +652,5 @@ def verify(embeddings, labels=None, pairs=None, n_folds: int = 10, fars=(1e-2, 1
         tar=tar,
         n_folds=int(n_folds),
         notes=notes,
+        title=str(title),
     )

@@ -138,13 +138,14 @@ def target_angle_gradient(loss: CosineLoss, theta: torch.Tensor, num_classes: in
     Softmax losses: (1 - P_y) s f'(theta) sin(theta). P2SGrad: (1 - cos theta) sin(theta)
     (it does not depend on C or on the other cosines).
     """
-    sin = torch.sin(theta)
     if isinstance(loss, P2SGrad):
-        return (1 - torch.cos(theta)) * sin
+        return (1 - torch.cos(theta)) * torch.sin(theta)
     p = target_probability(loss, theta, num_classes, other_cos)
-    # The product is 0 at theta = 0 even where ArcFace's slope is infinite there.
-    slope_times_sin = torch.where(sin > 0, target_slope(loss, theta) * sin, torch.zeros_like(sin))
-    return ((1 - p) * scale(loss) * slope_times_sin).abs()
+    # f' sin(theta) has a finite limit at 0 and pi even where f' alone is infinite (ArcFace's
+    # sin(theta + m) / sin(theta)): evaluate it a hair inside the interval.
+    eps = 1e-9 if theta.dtype == torch.float64 else 1e-4
+    inside = theta.clamp(eps, math.pi - eps)
+    return ((1 - p) * scale(loss) * target_slope(loss, inside) * torch.sin(inside)).abs()
 
 
 def _check_supported(loss: CosineLoss) -> None:

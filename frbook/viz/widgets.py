@@ -1,4 +1,4 @@
-"""Interactive versions of the margin figures, for a notebook running in Jupyter.
+"""Interactive versions of the margin and gradient figures, for a notebook running in Jupyter.
 
 ipywidgets is imported inside each function, so the rest of :mod:`frbook` works without it.
 The figure is rendered to PNG and shown in an ``ipywidgets.Image``: it does not depend on the
@@ -14,9 +14,10 @@ from matplotlib.figure import Figure
 
 from .. import losses as _losses
 from ..losses.arcface import FALLBACKS
+from .gradients import gradient_panel
 from .margins import margin_panel
 
-__all__ = ["margin_explorer", "MARGIN_LOSSES"]
+__all__ = ["margin_explorer", "gradient_explorer", "MARGIN_LOSSES", "GRADIENT_LOSSES"]
 
 MARGIN_LOSSES = ("normface", "sphereface", "cosface", "arcface", "combined")
 _LABELS = {"normface": "NormFace", "sphereface": "SphereFace", "cosface": "CosFace",
@@ -112,9 +113,7 @@ def margin_explorer(initial: str = "arcface", confidence: float | None = _CONFID
             message.value = _error(str(error))
             return
         margin_panel(loss, fig=figure, confidence=confidence)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=90)
-        image.value = buffer.getvalue()
+        image.value = _png(figure)
         message.value = ""
         box.loss = loss
 
@@ -129,6 +128,98 @@ def margin_explorer(initial: str = "arcface", confidence: float | None = _CONFID
     show_controls(initial)
     update()
     return box
+
+
+GRADIENT_LOSSES = ("normface", "cosface", "arcface", "sphereface")
+_GRADIENT_CONTROLS = {
+    "normface": [("s", "s")],
+    "cosface": [("s", "s"), ("cosface_m", "m")],
+    "arcface": [("s", "s"), ("arcface_m", "m")],
+    "sphereface": [("s", "s"), ("sphereface_m", "m"), ("lamb", "lamb")],
+}
+
+
+def gradient_explorer(initial: str = "arcface"):
+    """A loss dropdown and sliders for s, m and the number of classes C that redraw
+    :func:`frbook.viz.gradients.gradient_panel`: the target probability, and the loss's pull
+    towards the centre beside P2SGrad's.
+
+    Returns an ``ipywidgets.VBox`` with ``controls``, ``update(**overrides)`` (e.g.
+    ``update(loss="cosface", num_classes=100)``), ``loss`` (the loss drawn last), ``figure``,
+    ``image`` and ``message``, as :func:`margin_explorer`.
+    """
+    import ipywidgets as w
+
+    if initial not in GRADIENT_LOSSES:
+        raise ValueError(f"initial must be one of {', '.join(GRADIENT_LOSSES)}; got {initial!r}")
+    style = {"description_width": "90px"}
+
+    def slider(kind, **kwargs):
+        return kind(continuous_update=False, style=style, layout=w.Layout(width="330px"), **kwargs)
+
+    controls = {
+        "loss": w.Dropdown(options=[(_LABELS[k], k) for k in GRADIENT_LOSSES], value=initial,
+                           description="loss", style=style),
+        "s": slider(w.FloatSlider, value=64.0, min=1.0, max=128.0, step=1.0, description="s (scale)"),
+        "num_classes": slider(w.IntText, value=10_000, description="C (classes)"),
+        "arcface_m": slider(w.FloatSlider, value=0.5, min=0.0, max=1.5, step=0.01, description="m (rad)",
+                            readout_format=".2f"),
+        "cosface_m": slider(w.FloatSlider, value=0.35, min=0.0, max=1.0, step=0.01, description="m (cos)",
+                            readout_format=".2f"),
+        "sphereface_m": slider(w.IntSlider, value=4, min=1, max=8, step=1, description="m (integer)"),
+        "lamb": slider(w.FloatSlider, value=5.0, min=0.0, max=20.0, step=0.5, description="λ"),
+    }
+    message = w.HTML(value="")
+    image = w.Image(format="png", layout=w.Layout(width="100%", max_width="1100px"))
+    figure = Figure(figsize=(11.5, 4.6), layout="constrained")
+    margins = ["arcface_m", "cosface_m", "sphereface_m", "lamb"]
+    box = w.VBox([w.HBox([controls["loss"], controls["num_classes"]]),
+                  w.HBox([controls["s"], w.VBox([controls[k] for k in margins])]), message, image])
+    box.controls, box.message, box.image, box.figure, box.loss = controls, message, image, figure, None
+
+    def show_controls(name: str) -> None:
+        wanted = {key for key, _ in _GRADIENT_CONTROLS[name]}
+        for key in margins:
+            controls[key].layout.display = None if key in wanted else "none"
+
+    def update(**overrides) -> None:
+        name = overrides.pop("loss", controls["loss"].value)
+        num_classes = overrides.pop("num_classes", controls["num_classes"].value)
+        if name not in _GRADIENT_CONTROLS:
+            message.value = _error(f"unknown loss {name!r}; choose one of {', '.join(GRADIENT_LOSSES)}")
+            return
+        if not isinstance(num_classes, int) or num_classes < 2:
+            message.value = _error(f"C must be an integer of at least 2, got {num_classes!r}")
+            return
+        params = {param: controls[key].value for key, param in _GRADIENT_CONTROLS[name]}
+        params.update(overrides)
+        try:
+            loss = _losses.get(name, **params)
+        except (ValueError, TypeError) as error:
+            message.value = _error(str(error))
+            return
+        gradient_panel(loss, num_classes, fig=figure)
+        image.value = _png(figure)
+        message.value = ""
+        box.loss = loss
+
+    def on_change(change) -> None:
+        if change["owner"] is controls["loss"]:
+            show_controls(change["new"])
+        update()
+
+    for control in controls.values():
+        control.observe(on_change, names="value")
+    box.update = update
+    show_controls(initial)
+    update()
+    return box
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
 
 
 def _error(text: str) -> str:

@@ -1,0 +1,150 @@
+"""Labeled Faces in the Wild: the folder of images and the View 2 ``pairs.txt`` protocol.
+
+Layout (as distributed)::
+
+    lfw/pairs.txt                         first line "10 300": 10 folds of 300 + 300 pairs
+    lfw/lfw/<Name>/<Name>_0001.jpg        13,233 images of 5,749 people (250x250, unaligned)
+
+``root`` may also hold the ``<Name>`` folders directly next to ``pairs.txt``. Each fold of
+``pairs.txt`` is 300 *matched* lines ``name i j`` (images i and j of one person, numbered from 1)
+followed by 300 *mismatched* lines ``name1 i name2 j``. The folds are person-disjoint, which
+allows the "unrestricted, no outside data" protocol: for test fold k, train on every identity
+that does not appear in fold k (:meth:`LFW.train_set`) and test on fold k's pairs.
+
+Any folder in this format works (images named ``<Name>_<number>.jpg|.jpeg|.png``), so a private
+set of pairs can be evaluated the same way. Folds are numbered 0 .. 9 here.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .encoded import Pairs
+from .errors import CorruptFileError
+from .folder import FileFaces
+from .root import find_dataset
+
+__all__ = ["LFW"]
+
+_HOW_TO_GET = ("LFW is at https://vis-www.cs.umass.edu/lfw/ (the images folder and pairs.txt); "
+               "developers find it in ../shared/data/lfw.")
+_IMAGE = re.compile(r"(.+)_(\d+)\.(jpe?g|png)", re.IGNORECASE)
+
+
+def _holds_lfw(folder: Path) -> bool:
+    return (folder / "pairs.txt").is_file()
+
+
+class LFW(FileFaces):
+    """LFW images (labels: people, in name order) and its pairs.
+
+    Args:
+        root: the folder holding ``pairs.txt``, or a data root holding ``lfw/``; by default
+            found by :func:`frbook.data.root.find_dataset`.
+        channels: 3 colour (default, as the original set) or 1 grey.
+        crop: centre crop (int or (H, W)) before resizing; the face sits in the middle 110..130
+            pixels of the 250x250 frame, so ``crop=128`` is a cheap stand-in for alignment.
+        size: resize to this (int or (H, W)) after cropping.
+    """
+
+    def __init__(self, root=None, channels: int = 3, crop=None, size=None):
+        self.root = find_dataset("lfw", _holds_lfw, root, _HOW_TO_GET)
+        self.pairs_file = self.root / "pairs.txt"
+        self.image_dir = self.root / "lfw" if (self.root / "lfw").is_dir() else self.root
+        files, labels, names = [], [], []
+        for person in sorted(d for d in self.image_dir.iterdir() if d.is_dir()):
+            numbered = []
+            for f in person.iterdir():
+                match = _IMAGE.fullmatch(f.name)
+                if match and match.group(1) == person.name:
+                    numbered.append((int(match.group(2)), f))
+            if numbered:
+                files += [f for _, f in sorted(numbered)]
+                labels += [len(names)] * len(numbered)
+                names.append(person.name)
+        if not files:
+            raise CorruptFileError(f"{self.image_dir}: no images named <Name>/<Name>_<number>.jpg")
+        super().__init__(files, labels, names, channels, crop, size)
+        self._item = {(self.identities[int(lab)], int(_IMAGE.fullmatch(f.name).group(2))): k
+                      for k, (f, lab) in enumerate(zip(self.files, self._labels))}
+        self._pairs = None
+
+    # -- the protocol ---------------------------------------------------------------------------
+    def _parse_pairs(self):
+        """Parse pairs.txt once: (i, j, issame, fold of each pair), checked line by line."""
+        lines = self.pairs_file.read_text().splitlines()
+        where = str(self.pairs_file)
+        head = lines[0].split() if lines else []
+        if not head or len(head) > 2 or not all(h.isdigit() for h in head):
+            raise CorruptFileError(f"{where}:1: expected 'FOLDS PAIRS' (e.g. '10 300'), got {lines[:1]}")
+        folds, per_side = (int(head[0]), int(head[1])) if len(head) == 2 else (1, int(head[0]))
+        expected = 1 + folds * 2 * per_side
+        body = [(n, line.split()) for n, line in enumerate(lines[1:], start=2) if line.strip()]
+        if len(body) != expected - 1:
+            raise CorruptFileError(f"{where}: header says {folds} folds x 2 x {per_side} pairs "
+                                   f"= {expected - 1} lines, but the file has {len(body)}")
+        i, j, same, fold = [], [], [], []
+        for k, (n, fields) in enumerate(body):
+            matched = (k // per_side) % 2 == 0  # each fold: per_side matched, then mismatched
+            if matched and len(fields) == 3:
+                a, b = (fields[0], fields[1]), (fields[0], fields[2])
+            elif not matched and len(fields) == 4:
+                a, b = (fields[0], fields[1]), (fields[2], fields[3])
+            else:
+                kind = "matched 'name i j'" if matched else "mismatched 'name1 i name2 j'"
+                raise CorruptFileError(f"{where}:{n}: expected a {kind} line, got {' '.join(fields)!r}")
+            i.append(self._lookup(a, where, n))
+            j.append(self._lookup(b, where, n))
+            same.append(matched)
+            fold.append(k // (2 * per_side))
+        return (np.array(i, np.int64), np.array(j, np.int64), np.array(same, bool),
+                np.array(fold, np.int64), folds)
+
+    def _lookup(self, name_number, where, line) -> int:
+        name, number = name_number
+        try:
+            return self._item[(name, int(number))]
+        except (KeyError, ValueError):
+            raise CorruptFileError(f"{where}:{line}: no image {name}/{name}_{number:0>4}.jpg "
+                                   f"under {self.image_dir}") from None
+
+    @property
+    def num_folds(self) -> int:
+        if self._pairs is None:
+            self._pairs = self._parse_pairs()
+        return self._pairs[4]
+
+    def pairs(self, fold: int | None = None) -> Pairs:
+        """The pairs of ``fold`` (0-based), or all of them, in file order, as item indices."""
+        num_folds = self.num_folds
+        i, j, same, folds, _ = self._pairs
+        if fold is None:
+            return Pairs(i.copy(), j.copy(), same.copy())
+        if not (isinstance(fold, (int, np.integer)) and 0 <= fold < num_folds):
+            raise ValueError(f"fold must be an integer in 0..{num_folds - 1}; got {fold!r}")
+        keep = folds == fold
+        return Pairs(i[keep], j[keep], same[keep])
+
+    def pair_paths(self, fold: int | None = None) -> tuple[list[Path], list[Path], np.ndarray]:
+        """The same pairs as file paths: (first images, second images, issame)."""
+        i, j, same = self.pairs(fold)
+        return [self.files[k] for k in i], [self.files[k] for k in j], same
+
+    def fold_identities(self, fold: int) -> set[str]:
+        """The people who appear in any pair of ``fold``."""
+        i, j, _ = self.pairs(fold)
+        return {self.identities[int(self._labels[k])] for k in np.concatenate([i, j])}
+
+    def train_identities(self, test_fold: int) -> list[str]:
+        """Every person who does not appear in ``test_fold`` (sorted): the training identities of
+        the "unrestricted, no outside data" protocol."""
+        held_out = self.fold_identities(test_fold)
+        return [name for name in self.identities if name not in held_out]
+
+    def train_set(self, test_fold: int) -> FileFaces:
+        """The images of :meth:`train_identities` as a data set, labels renumbered 0 .. K-1."""
+        keep = set(self.train_identities(test_fold))
+        items = [k for k, lab in enumerate(self._labels.tolist()) if self.identities[lab] in keep]
+        return self.subset(items)

@@ -1,0 +1,203 @@
+"""InsightFace's packed training sets (``train.rec`` + ``train.idx`` + ``property``), no MXNet.
+
+On top of the RecordIO container (:mod:`frbook.data.recordio`) InsightFace lays a training set
+out like this:
+
+* ``property``: one line ``num_classes,height,width``, e.g. ``85742,112,112``.
+* record 0: a header only. Its ``flag`` is 2 and its two labels ``(a, b)`` say where things are:
+  the image records are keys ``1 .. a-1`` (so ``a - 1`` images) and the identity records are keys
+  ``a .. b-1`` (so ``b - a`` identities). A set without this header (flag 0) is read as "every
+  key in the ``.idx`` is an image".
+* image records: header ``flag 0, label = class id`` (sets that store several labels per image
+  have ``flag > 0``; the first label is the class, as InsightFace reads it) + the encoded image.
+* identity records: header only, ``flag 2``, labels ``(first, end)``: the image keys of that
+  identity, ``first .. end-1``.
+
+:class:`RecFaces` reads such a set as a data set; :func:`pack` writes one, header and identity
+records included, from any labelled frbook data set (:func:`pack_folder`: from an image folder).
+The image bytes are stored as given, so packing and reading back is exact.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .encoded import EncodedFaces
+from .errors import CorruptFileError
+from .folder import ImageFolderFaces
+from .images import decode, prepare, to_float
+from .recordio import IRHeader, RecordReader, RecordWriter, pack as pack_record, unpack
+
+__all__ = ["RecFaces", "pack", "pack_folder", "read_property"]
+
+_HEADER_BYTES = 24 + 4 * 16  # enough for the header and up to 16 float labels
+
+
+def read_property(path) -> tuple[int, int, int]:
+    """``(num_classes, height, width)`` from a ``property`` file."""
+    path = Path(path)
+    text = path.read_text().strip()
+    try:
+        num_classes, height, width = (int(v) for v in text.split(","))
+    except ValueError:
+        raise CorruptFileError(f"{path}: expected 'num_classes,height,width', got {text[:50]!r}") from None
+    if num_classes < 1:
+        raise CorruptFileError(f"{path}: num_classes must be positive, got {num_classes}")
+    return num_classes, height, width
+
+
+def _paths(path) -> tuple[Path, Path, Path]:
+    """(rec, idx, property) for a folder holding train.rec, or for a .rec file."""
+    path = Path(path).expanduser()
+    rec = path / "train.rec" if path.is_dir() else path
+    if rec.suffix != ".rec":
+        raise ValueError(f"{path}: give a folder holding train.rec, or a .rec file")
+    return rec, rec.with_suffix(".idx"), rec.parent / "property"
+
+
+class RecFaces(EncodedFaces):
+    """The images of an InsightFace ``.rec`` with their class labels.
+
+    Args:
+        path: a folder holding ``train.rec``, ``train.idx`` (and usually ``property``), or the
+            path of a ``.rec`` whose ``.idx`` has the same name.
+        channels, crop, size: as for every frbook face set (InsightFace sets are 112x112 RGB).
+
+    Labels are checked as they are read: a label that is not a whole number, is negative, or is
+    not below the ``property`` file's ``num_classes`` raises :class:`CorruptFileError` naming the
+    record.
+    """
+
+    def __init__(self, path, channels: int = 3, crop=None, size=None):
+        super().__init__(channels, crop, size)
+        self.rec_path, self.idx_path, self.property_path = _paths(path)
+        self.reader = RecordReader(self.rec_path, self.idx_path)
+        self.property = read_property(self.property_path) if self.property_path.is_file() else None
+        self.identity_keys = range(0)
+        keys = self.reader.keys
+        if 0 in self.reader.index:
+            header, _ = unpack(self.reader.read(0), f"{self.rec_path}: record 0")
+            if header.flag > 0:
+                if header.flag < 2 or not 1 <= header.label[0] <= header.label[1]:
+                    raise CorruptFileError(f"{self.rec_path}: record 0 is a header with labels "
+                                           f"{header.label}; expected (first identity key, end)")
+                end_images, end_ids = int(header.label[0]), int(header.label[1])
+                keys = list(range(1, end_images))
+                self.identity_keys = range(end_images, end_ids)
+                missing = [k for k in keys if k not in self.reader.index]
+                if missing:
+                    raise CorruptFileError(f"{self.idx_path}: record 0 announces image keys 1.."
+                                           f"{end_images - 1} but {len(missing)} are missing "
+                                           f"(e.g. {missing[:3]})")
+        self.keys = np.asarray(keys, dtype=np.int64)
+        self._labels_cache = None
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def where(self, i: int) -> str:
+        key = int(self.keys[i])
+        return f"{self.rec_path}: record {key} at offset {self.reader.index[key]}"
+
+    def record(self, i) -> tuple[IRHeader, bytes]:
+        """Item ``i``'s header and stored image bytes, exactly as packed."""
+        i = self._index(i)
+        return unpack(self.reader.read(int(self.keys[i])), self.where(i))
+
+    def raw(self, i: int) -> bytes:
+        return self.record(i)[1]
+
+    def label(self, i) -> int:
+        """Item ``i``'s class, read from its header alone (the image is not read)."""
+        i = self._index(i)
+        header, _ = unpack(self.reader.read(int(self.keys[i]), limit=_HEADER_BYTES), self.where(i))
+        return self._checked_label(header, i)
+
+    def _checked_label(self, header: IRHeader, i: int) -> int:
+        value = header.label[0] if header.flag > 0 else header.label
+        limit = self.property[0] if self.property else None
+        if value != int(value) or value < 0 or (limit is not None and value >= limit):
+            bound = f"0..{limit - 1} (num_classes {limit} in {self.property_path})" if limit else ">= 0"
+            raise CorruptFileError(f"{self.where(i)}: label {value} is not a class id in {bound}")
+        return int(value)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """Every item's class (read once, from the headers only, then kept)."""
+        if self._labels_cache is None:
+            self._labels_cache = torch.tensor([self.label(i) for i in range(len(self))],
+                                              dtype=torch.int64)
+        return self._labels_cache.clone()
+
+    def __getitem__(self, i):
+        header, data = self.record(i)
+        i = self._index(i)
+        image = decode(data, self.channels, self.where(i))  # one read gives image and label
+        return to_float(prepare(image, self.crop, self.size)), self._checked_label(header, i)
+
+    @property
+    def num_classes(self) -> int:
+        return self.property[0] if self.property else super().num_classes
+
+    def __repr__(self) -> str:
+        return f"RecFaces({self.rec_path}, {len(self)} images, {self._settings()})"
+
+
+def pack(dataset: EncodedFaces, out_rec, check: bool = True) -> dict:
+    """Write ``dataset`` as an InsightFace training set: ``out_rec``, its ``.idx``, ``property``.
+
+    Images are stored as ``dataset.encoded(i)``: the original bytes, or re-encoded when the data
+    set crops or resizes. They are written grouped by label (stable order), because identity
+    records describe each identity's images as one run of keys. With ``check=True`` every image
+    is decoded first, so an unreadable file fails now, naming it, not in the middle of training;
+    all images must then have one size (the ``property`` file has room for one).
+
+    Returns ``{"rec", "idx", "property", "num_images", "num_classes", "height", "width"}``.
+    """
+    out_rec = Path(out_rec)
+    if out_rec.suffix != ".rec":
+        raise ValueError(f"{out_rec}: the output must end in .rec")
+    out_rec.parent.mkdir(parents=True, exist_ok=True)
+    labels = dataset.labels
+    n, num_classes = len(dataset), int(dataset.num_classes)
+    if n == 0:
+        raise ValueError("nothing to pack: the data set is empty")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in 0..{num_classes - 1} to be packed")
+    if n + 1 + num_classes > 2**24:
+        # Record 0 and the identity records store keys as float32 labels, exact only to 2**24.
+        raise ValueError(f"{n} images + {num_classes} identities exceed the 2**24 keys that the "
+                         "float32 labels of InsightFace's header records can address exactly")
+    order = torch.argsort(labels, stable=True).tolist()
+    idx_path, property_path = out_rec.with_suffix(".idx"), out_rec.parent / "property"
+    first_identity_key = n + 1
+    sizes = set()
+    with RecordWriter(out_rec, idx_path) as writer:
+        writer.write(0, pack_record(IRHeader(2, (first_identity_key, first_identity_key + num_classes), 0, 0)))
+        starts = np.zeros(num_classes + 1, np.int64)
+        for key, i in enumerate(order, start=1):
+            data = dataset.encoded(i)
+            if check or key == 1:
+                sizes.add(tuple(decode(data, dataset.channels, dataset.where(i)).shape[-2:]))
+                if len(sizes) > 1:
+                    raise ValueError(f"{dataset.where(i)}: image sizes differ ({sorted(sizes)}); a "
+                                     "packed set has one size: give the data set size=(H, W)")
+            label = int(labels[i])
+            writer.write(key, pack_record(IRHeader(0, float(label), key, 0), data))
+            starts[label + 1] += 1
+        ends = np.cumsum(starts) + 1  # image keys start at 1
+        for c in range(num_classes):
+            writer.write(first_identity_key + c,
+                         pack_record(IRHeader(2, (float(ends[c]), float(ends[c + 1])), first_identity_key + c, 0)))
+    height, width = sizes.pop()
+    property_path.write_text(f"{num_classes},{height},{width}\n")
+    return {"rec": out_rec, "idx": idx_path, "property": property_path, "num_images": n,
+            "num_classes": num_classes, "height": height, "width": width}
+
+
+def pack_folder(folder, out_rec, check: bool = True, **kwargs) -> dict:
+    """Pack an image folder (one sub-folder per identity) with :func:`pack`; ``kwargs`` go to
+    :class:`~frbook.data.folder.ImageFolderFaces` (``crop``, ``size``, ``channels``)."""
+    return pack(ImageFolderFaces(folder, **kwargs), out_rec, check=check)
