@@ -58,6 +58,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf _build .pytest_cache $(VENV) frbook.egg-info

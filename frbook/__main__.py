@@ -5,7 +5,9 @@ Commands grow with the book; each has its own ``--help``:
   list       the losses and backbones the library knows
   preview    render a grid of SynthFaces to a PNG, to see what a difficulty looks like
   experiment compare   train several losses under one protocol, one result file per run
-  eval       evaluate a checkpoint on LFW, a verification .bin or SynthFaces (InsightFace protocol)
+  train      train a backbone from a config (checkpoints, resume, mixed precision, torchrun)
+  eval       evaluate a checkpoint (or the pixels baseline) on LFW, a verification .bin or
+             SynthFaces (InsightFace protocol)
   data pack  pack an image folder (one folder per identity) into InsightFace's .rec/.idx/property
   data bin   write LFW's pairs.txt protocol as an InsightFace verification .bin
 """
@@ -48,19 +50,84 @@ def _compare(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    import os
+
+    from frbook.train.config import load_config
+    from frbook.train.trainer import train
+
+    config = load_config(args.config, overrides=args.set or ())
+    if args.check:
+        import yaml
+
+        print(yaml.safe_dump(config, sort_keys=False), end="")
+        print(f"{args.config}: valid (data paths are checked when training starts)")
+        return 0
+    summary = train(config, out_dir=args.out, resume=args.resume, progress=not args.quiet,
+                    stop_at=args.stop_at)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report, not one per process
+        best = summary["best"]
+        print(f"step {summary['step']}/{summary['total_steps']}; run folder {summary['out_dir']}"
+              + (f"; best {best['metric']} {best['value']:.4f} at step {best['step']}" if best else ""))
+    return 0
+
+
+def _list_config_keys_in_help(parser: argparse.ArgumentParser) -> None:
+    """Append every config key and its default to ``train --help``; built only when asked for,
+    since the schema's module imports torch (seconds every other command need not wait)."""
+    plain = parser.format_help
+
+    def format_help() -> str:
+        from frbook.train.config import describe
+
+        return plain() + "\n" + describe() + "\n"
+
+    parser.format_help = format_help
+
+
+def _model_params(pairs: list[str] | None) -> dict:
+    """``["input_size=32", "pool=16"]`` -> ``{"input_size": 32, "pool": 16}``; values are read as
+    Python literals (numbers, tuples, True/None) where they parse, else kept as strings."""
+    import ast
+
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-param wants KEY=VALUE, got {pair!r}")
+        try:
+            params[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            params[key.strip()] = value.strip()
+    return params
+
+
 def _eval(args) -> int:
-    from frbook import checkpoint
+    from frbook import checkpoint, models
     from frbook.eval import evaluate
     from frbook.provenance import provenance, write_json_atomic
     from frbook.utils import pick_device
 
-    model = checkpoint.load(args.checkpoint)
+    params = _model_params(args.model_param)
+    if args.checkpoint is not None:
+        if params:
+            raise ValueError("--model-param goes with --model; a checkpoint carries its own parameters")
+        model = checkpoint.load(args.checkpoint)
+    else:
+        model = models.get(args.model, **params)
+        trainable = models.num_parameters(model)
+        if trainable:
+            raise ValueError(f"model {args.model!r} has {trainable:,} parameters: untrained, it "
+                             "measures nothing; train it and pass --checkpoint (--model is for "
+                             "parameter-free models such as 'pixels')")
     report = evaluate(model, args.target, root=args.data_root, crop=args.crop or None,
                       flip=not args.no_flip, n_folds=args.folds, batch_size=args.batch_size,
                       device=args.device, num_workers=args.workers, fars=tuple(args.far))
     print(report.table())
     if args.json:
-        record = {"checkpoint": str(args.checkpoint), "target": str(args.target),
+        record = {"checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+                  "model": args.model, "model_params": params, "target": str(args.target),
+                  "crop": args.crop or None, "flip": not args.no_flip,
                   "report": report.to_dict(),
                   "provenance": provenance(pick_device(args.device))}
         print(f"wrote {write_json_atomic(args.json, record)}")
@@ -125,12 +192,39 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=_compare)
 
     p = commands.add_parser(
+        "train", help="train a backbone from a config (see 'train --help')",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a backbone, its head and a loss as a config says, writing metrics.jsonl, "
+                    "last.pt and best.pt to the run folder. Several processes: torchrun "
+                    "--nproc_per_node=N -m frbook train ... (gloo on CPU, NCCL on GPU).",
+        epilog="example: python -m frbook train --config configs/train_lfw_cpu.yaml "
+               "--set loss.name=cosface --set optim.lr=0.05")
+    p.add_argument("--config", required=True, help="a training config, e.g. configs/train_synth_cpu.yaml")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set loss.name=arcface (value read as YAML; repeatable)")
+    p.add_argument("--resume", default=None, metavar="PATH|auto",
+                   help="continue exactly from a checkpoint; 'auto': OUT/last.pt when it exists")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop after STEP with a checkpoint, to --resume later (e.g. before a job's time limit)")
+    p.add_argument("--check", action="store_true", help="validate the config, print it resolved, and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_train)
+    _list_config_keys_in_help(p)
+
+    p = commands.add_parser(
         "eval", help="evaluate a checkpoint on LFW, a .bin or SynthFaces",
-        description="Evaluate a checkpoint (written by frbook.checkpoint.save) as InsightFace does: "
+        description="Evaluate a checkpoint (written by frbook.checkpoint.save), or a parameter-free "
+                    "model such as the 'pixels' baseline, as InsightFace does: "
                     "flip-sum embeddings, squared distance of unit vectors, 10 folds in file order "
                     "with the threshold (grid 0..4 step 0.01) learned on nine; plus AUC, EER and "
                     "TAR@FAR. Prints the report table.")
-    p.add_argument("--checkpoint", required=True, help="the .pt checkpoint")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", default=None, help="the .pt checkpoint")
+    which.add_argument("--model", default=None, metavar="NAME",
+                       help="a parameter-free model by name instead of a checkpoint, e.g. 'pixels'")
+    p.add_argument("--model-param", action="append", default=None, metavar="KEY=VALUE",
+                   help="a constructor argument of --model, e.g. input_size=32 (repeatable)")
     p.add_argument("--target", required=True,
                    help="'lfw', 'synth', a verification .bin file, or a folder holding pairs.txt")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report (and provenance) as JSON")

@@ -8,13 +8,19 @@ The file is ``torch.save`` of a plain dict::
       "state_dict": {...},          # the backbone's weights
       "provenance": {...},          # command, git commit, device, date (frbook.provenance)
       "extra": {...},               # anything else the writer wants kept (loss, step, metrics)
+      "training": {...},            # optional: what resuming a run needs (frbook.train.checkpointing)
     }
 
 ``model.name`` and ``model.params`` are what :func:`frbook.models.get` takes, so :func:`load`
 rebuilds the model without the training code. The file holds only tensors, strings, numbers,
 lists and dicts, so it is read with ``torch.load(weights_only=True)``: a checkpoint from
-elsewhere cannot run code. It is written to a temporary name and renamed, so a crash never
-leaves a truncated checkpoint in place of a good one.
+elsewhere cannot run code. It is written to a temporary name in the same folder, flushed to
+disk (fsync) and renamed over the old file, so a crash or a power cut never leaves a truncated
+checkpoint in place of a good one.
+
+A trainer's checkpoint is the same file with a ``training`` entry (head, loss state, optimiser,
+schedule, scaler, random states, data position, step): :func:`load` reads its model like any
+other, and ``python -m frbook eval --checkpoint run/best.pt`` works on it.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from torch import nn
 from . import models
 from .provenance import provenance as _provenance
 
-__all__ = ["FORMAT", "VERSION", "save", "read", "load"]
+__all__ = ["FORMAT", "VERSION", "save", "read", "load", "write_atomic"]
 
 FORMAT = "frbook-checkpoint"
 VERSION = 1
@@ -60,10 +66,12 @@ def _plain(value, where: str):
 
 
 def save(path, model: nn.Module, model_name: str, model_params: dict | None = None,
-         extra: dict | None = None, provenance: dict | None = None) -> Path:
+         extra: dict | None = None, provenance: dict | None = None,
+         training: dict | None = None) -> Path:
     """Write ``model``'s weights and how to rebuild it (``models.get(model_name, **model_params)``).
 
     ``provenance`` defaults to the current run's (:func:`frbook.provenance.provenance`).
+    ``training``, when given, is stored as the record's ``training`` entry (plain data only).
     """
     if model_name not in models.available():
         raise ValueError(f"unknown model {model_name!r}; known models: {', '.join(models.available())}")
@@ -76,11 +84,39 @@ def save(path, model: nn.Module, model_name: str, model_params: dict | None = No
         "provenance": _plain(provenance if provenance is not None else _provenance(), "provenance"),
         "extra": _plain(dict(extra or {}), "extra"),
     }
+    if training is not None:
+        record["training"] = _plain(dict(training), "training")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, record)
     return path
+
+
+def write_atomic(path: Path, record) -> None:
+    """``torch.save(record)`` to ``path`` so that readers see the old file or the new, whole one.
+
+    The bytes go to a temporary file in the same folder (``os.replace`` is atomic only within one
+    file system), are forced to disk before the rename, and the folder's entry after it.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable; not every system can open a folder
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read(path, map_location="cpu") -> dict:

@@ -49,6 +49,21 @@ def test_find_dataset_order_explicit_env_default(tmp_path, monkeypatch):
     assert find_dataset("toy", _holds_marker, root=env_root) == env_root / "toy"  # a data root
 
 
+def test_frbook_data_none_switches_real_data_off(tmp_path, monkeypatch):
+    default_root = tmp_path / "default"
+    (default_root / "toy").mkdir(parents=True)
+    (default_root / "toy" / "marker").touch()
+    monkeypatch.setattr(root_module, "DEFAULT_ROOT", default_root)
+    monkeypatch.setenv(root_module.ENV_VAR, "none")
+    assert root_module.data_roots() == []
+    with pytest.raises(DataNotFoundError, match="FRBOOK_DATA=none"):
+        find_dataset("toy", _holds_marker)
+    # An explicit path still works: the switch only stops the search.
+    assert find_dataset("toy", _holds_marker, root=default_root) == default_root / "toy"
+    monkeypatch.setenv(root_module.ENV_VAR, " None ")
+    assert root_module.data_roots() == []
+
+
 def test_missing_dataset_names_every_place_looked(tmp_path, monkeypatch):
     monkeypatch.setattr(root_module, "DEFAULT_ROOT", tmp_path / "default")
     monkeypatch.setenv(root_module.ENV_VAR, str(tmp_path / "env"))

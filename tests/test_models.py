@@ -171,6 +171,44 @@ def test_small_cnn_without_final_bn():
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 2)
 
 
+# --- Pixels: the parameter-free baseline --------------------------------------------------------
+
+def test_pixels_is_the_mean_centred_image_without_parameters():
+    model = models.get("pixels", input_size=8)
+    assert models.num_parameters(model) == 0 and model.embedding_dim == 64
+    assert (model.in_channels, model.input_size) == (1, (8, 8))
+    embeddings, _ = check_contract(model, 3, 1, 8, 64)
+    x = torch.rand(3, 1, 8, 8)
+    flat = x.flatten(1)
+    # Up to the model's [0, 1] -> [-1, 1] scaling, the embedding is the centred image, so the
+    # cosine of two embeddings is the Pearson correlation of the two images' pixels.
+    assert torch.allclose(model(x), 2 * (flat - flat.mean(1, keepdim=True)), atol=1e-6)
+    assert torch.allclose(embeddings.mean(1), torch.zeros(3), atol=1e-6)
+    a, b = model(x[:2])
+    pearson = torch.corrcoef(torch.stack([flat[0], flat[1]]))[0, 1]
+    assert torch.allclose(torch.nn.functional.cosine_similarity(a, b, dim=0), pearson, atol=1e-5)
+    # Brightness and contrast changes do not change the direction of the embedding.
+    assert torch.allclose(torch.nn.functional.normalize(model(0.5 * x + 0.2)),
+                          torch.nn.functional.normalize(model(x)), atol=1e-5)
+
+
+def test_pixels_pooling_colour_and_errors():
+    check_contract(models.get("pixels", input_size=8, in_channels=3, pool=4), 2, 3, 8, 3 * 4 * 4)
+    model = models.get("pixels", input_size=(8, 6), in_channels=3, pool=(4, 3))
+    x = torch.rand(2, 3, 8, 6)
+    embeddings, pooled = model(x, return_feature_map=True)
+    assert embeddings.shape == (2, 3 * 4 * 3) == (2, model.embedding_dim)
+    assert pooled.shape == (2, 3, 4, 3) and model.feature_map_size() == (4, 3)
+    # area pooling: each output pixel is the mean of a 2x2 block (of the [-1, 1] image)
+    assert torch.allclose(pooled[0, 0, 0, 0], (2 * x[0, 0, :2, :2] - 1).mean(), atol=1e-6)
+    with pytest.raises(ValueError, match="pool"):
+        models.get("pixels", input_size=8, pool=16)
+    with pytest.raises(ValueError, match="in_channels"):
+        models.get("pixels", in_channels=2)
+    with pytest.raises(ValueError, match="input_size"):  # the Backbone's input check
+        models.get("pixels", input_size=8)(torch.rand(1, 1, 16, 16))
+
+
 # --- contract and registry --------------------------------------------------------------------
 
 def test_input_is_normalised_by_the_model():
@@ -215,7 +253,7 @@ def test_feature_map_size_arithmetic():
 
 def test_registry():
     assert models.available() == ("small_cnn", "iresnet18", "iresnet34", "iresnet50",
-                                  "iresnet100", "mobilefacenet")
+                                  "iresnet100", "mobilefacenet", "pixels")
     model = models.get("small_cnn", embedding_dim=3, in_channels=3, input_size=32)
     assert isinstance(model, models.SmallCNN) and model.in_channels == 3
     with pytest.raises(ValueError) as err:

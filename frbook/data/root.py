@@ -9,6 +9,9 @@ The project never ships real faces (licences), so every reader of real data asks
 3. otherwise ``../shared/data`` next to the project root (the folder holding the ``frbook``
    package), where developers and CI keep LFW and ORL.
 
+``FRBOOK_DATA=none`` switches real data off: no data root is searched (an explicit path still
+works), so a machine that has the data can run the book as a reader without it would.
+
 Inside a data root each set has its own folder (``lfw/``, ``orl/``). A missing set raises
 :class:`~frbook.data.errors.DataNotFoundError` listing every place tried and how to get the data.
 """
@@ -20,17 +23,22 @@ from typing import Callable
 
 from .errors import DataNotFoundError
 
-__all__ = ["ENV_VAR", "DEFAULT_ROOT", "data_roots", "find_dataset"]
+__all__ = ["ENV_VAR", "NO_DATA", "DEFAULT_ROOT", "data_roots", "find_dataset"]
 
 ENV_VAR = "FRBOOK_DATA"
+#: ``FRBOOK_DATA=none``: search no data root at all, as if no real data existed.
+NO_DATA = "none"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the frbook package
 #: ``<project root>/../shared/data``, where developers and CI keep the real sets.
 DEFAULT_ROOT = _PROJECT_ROOT.parent / "shared" / "data"
 
 
 def data_roots() -> list[Path]:
-    """The data roots searched when no explicit path is given, in order."""
+    """The data roots searched when no explicit path is given, in order (none at all when
+    ``FRBOOK_DATA=none``)."""
     roots = []
+    if os.environ.get(ENV_VAR, "").strip().lower() == NO_DATA:
+        return roots
     if os.environ.get(ENV_VAR):
         roots.append(Path(os.environ[ENV_VAR]).expanduser())
     roots.append(DEFAULT_ROOT)
@@ -52,7 +60,8 @@ def find_dataset(name: str, holds: Callable[[Path], bool], root=None, how_to_get
     for folder in candidates:
         if folder.is_dir() and holds(folder):
             return folder
-    tried = "\n".join(f"  - {c}" for c in candidates)
+    tried = ("\n".join(f"  - {c}" for c in candidates)
+             or f"  nowhere: {ENV_VAR}={NO_DATA} switches real data off")
     env = os.environ.get(ENV_VAR)
     raise DataNotFoundError(
         f"{name} not found; looked in:\n{tried}\n"

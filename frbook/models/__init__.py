@@ -14,12 +14,14 @@ Models:
 
 * ``small_cnn``: :class:`SmallCNN`, four conv stages and a flatten -> linear -> BN head, for CPUs;
 * ``iresnet18/34/50/100``: :class:`IResNet`, ArcFace's improved ResNet (Deng et al. 2019);
-* ``mobilefacenet``: :class:`MobileFaceNet` (Chen et al. 2018), ~1M parameters.
+* ``mobilefacenet``: :class:`MobileFaceNet` (Chen et al. 2018), ~1M parameters;
+* ``pixels``: :class:`Pixels`, the image itself (flattened, mean-centred): the baseline every
+  learned model must beat, with no parameters to train.
 
     >>> from frbook import models
     >>> net = models.get("small_cnn", embedding_dim=2)
     >>> models.available()
-    ('small_cnn', 'iresnet18', 'iresnet34', 'iresnet50', 'iresnet100', 'mobilefacenet')
+    ('small_cnn', 'iresnet18', 'iresnet34', 'iresnet50', 'iresnet100', 'mobilefacenet', 'pixels')
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from torch import nn
 from ._base import Backbone
 from .iresnet import IBasicBlock, IResNet, iresnet18, iresnet34, iresnet50, iresnet100
 from .mobilefacenet import MobileFaceNet
+from .pixels import Pixels
 from .small_cnn import SmallCNN
 
-__all__ = ["Backbone", "SmallCNN", "IResNet", "IBasicBlock", "MobileFaceNet", "iresnet18",
-           "iresnet34", "iresnet50", "iresnet100", "get", "available", "num_parameters"]
+__all__ = ["Backbone", "SmallCNN", "IResNet", "IBasicBlock", "MobileFaceNet", "Pixels",
+           "iresnet18", "iresnet34", "iresnet50", "iresnet100", "get", "available",
+           "num_parameters"]
 
 _REGISTRY: dict[str, Callable[..., Backbone]] = {
     "small_cnn": SmallCNN,
@@ -43,6 +47,7 @@ _REGISTRY: dict[str, Callable[..., Backbone]] = {
     "iresnet50": iresnet50,
     "iresnet100": iresnet100,
     "mobilefacenet": MobileFaceNet,
+    "pixels": Pixels,
 }
 
 

@@ -56,6 +56,8 @@ def gradient_curves(losses, num_classes: int, other_cos: float = 0.0, ax=None, d
             magnitude = magnitude / magnitude.max()
         ax.plot(np.degrees(theta) if degrees else theta, magnitude, linewidth=1.8, label=_label(label, loss))
     _angle_axis(ax, "x", degrees)
+    if normalise:
+        ax.set_ylim(-0.03, 1.2 + 0.07 * len(ax.get_lines()))  # headroom for the legend
     ax.set_xlabel("target angle θ" + (" (degrees)" if degrees else " (radians)"))
     ax.set_ylabel("|∂L/∂θ|" + (" ÷ its maximum" if normalise else ""))
     ax.set_title(f"Pull towards the centre, C = {num_classes:,}, other cosines {other_cos:g}")
@@ -85,6 +87,7 @@ def gradient_panel(loss, num_classes: int, other_cos: float = 0.0, fig=None, deg
                label=f"{_label(None, loss)}, max {magnitude.max():.3g}")
     right.plot(x, p2s / p2s.max(), linewidth=1.8, color="C3", linestyle="--",
                label=f"P2SGrad, max {p2s.max():.3g}")
+    right.set_ylim(-0.03, 1.3)  # headroom for the legend above the curves
     right.set_ylabel("|∂L/∂θ| ÷ its maximum")
     right.set_title(f"C = {num_classes:,}, other cosines {other_cos:g}", fontsize="medium")
     right.legend(loc="upper left", fontsize="small", framealpha=0.9)

@@ -1,0 +1,358 @@
+"""What a training run is, as plain data: the schema of ``configs/train_*.yaml``, read and checked.
+
+A config is a YAML mapping of sections (``data``, ``model``, ``loss``, ``head``, ``optim``,
+``schedule``, ``train``, ``eval``, ``checkpoint``). Every key has a default and a type, listed
+in :data:`SCHEMA` (``python -m frbook train --help`` prints it). :func:`load_config` reads a file,
+applies ``--set section.key=value`` overrides, fills in defaults and checks everything that can be
+checked without data: unknown keys, types, choices, and the loss and model themselves (built
+once, so a margin out of range fails now with the loss's own message, not after hours of data
+loading). Data paths are checked by :func:`check_data_paths` when training starts, so a config
+for a data set that lives on another machine still validates here.
+
+Every error is a :class:`ConfigError` naming the key and the fix.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+import yaml
+
+from .. import losses, models
+
+__all__ = ["SCHEMA", "ConfigError", "defaults", "load_config", "validate", "parse_override",
+           "apply_override", "check_data_paths", "describe", "loss_params", "model_params"]
+
+
+class ConfigError(ValueError):
+    """A training config that cannot run; the message names the key and the fix."""
+
+
+# section -> key -> (default, type, help). Types: "int", "float", "bool", "str", "dict",
+# "list[int]", "list[str]", a tuple of allowed values, or "T|null" where null (None) is allowed.
+SCHEMA: dict[str, dict[str, tuple]] = {
+    "data": {
+        "kind": ("synth", ("synth", "lfw", "folder", "rec"),
+                 "synth: SynthFaces; lfw: LFW unrestricted (train on identities not in test_fold); "
+                 "folder: one folder per identity; rec: InsightFace train.rec/.idx"),
+        "path": (None, "str|null", "folder, .rec folder or LFW root (lfw: found as for 'eval' when null)"),
+        "size": (64, "int", "image side in pixels, after cropping"),
+        "channels": (1, (1, 3), "1 grey, 3 colour"),
+        "crop": (None, "int|null", "centre crop before resizing (real images)"),
+        "test_fold": (0, "int", "lfw: the fold (0-9) whose 600 pairs are the test; its people are not trained on"),
+        "identities": (400, "int", "synth: training identities"),
+        "val_identities": (100, "int", "synth: held-out identities for the 'synth' evaluation"),
+        "images_per_identity": (20, "int", "synth: images of each identity"),
+        "difficulty": (0.5, "float", "synth: nuisance strength in [0, 1]"),
+        "seed": (0, "int", "synth: which population of faces"),
+        "flip": (True, "bool", "random horizontal flips, the field's usual augmentation"),
+        "workers": (0, "int", "processes decoding real images"),
+        "cache": (False, "bool", "decode real images once and keep them in memory (sets that fit: LFW)"),
+    },
+    "model": {
+        "name": ("small_cnn", "str", "a backbone of frbook.models"),
+        "params": ({}, "dict", "its constructor arguments (in_channels, input_size default to the data's)"),
+    },
+    "loss": {
+        "name": ("arcface", "str", "a loss of frbook.losses"),
+        "params": ({}, "dict", "its parameters, or a mapping loss name -> parameters (only loss.name's are used)"),
+    },
+    "head": {
+        "sub_centers": (1, "int", "centres per class (Sub-center ArcFace); the loss's own when 1"),
+        "partial_fc": (False, "bool", "shard the class centres over the ranks (model-parallel classifier)"),
+        "sample_rate": (1.0, "float", "partial_fc: fraction of each rank's centres scored per batch, in (0, 1]"),
+    },
+    "optim": {
+        "name": ("sgd", ("sgd", "adamw"), "the optimiser"),
+        "lr": (0.1, "float", "peak learning rate (for the global batch)"),
+        "momentum": (0.9, "float", "sgd momentum"),
+        "weight_decay": (5e-4, "float", "on backbone and head, never on loss parameters"),
+        "clip_grad_norm": (0.0, "float", "clip the global gradient norm to this; 0: off"),
+    },
+    "schedule": {
+        "kind": ("cosine", ("step", "poly", "cosine", "constant"), "after warm-up"),
+        "warmup_steps": (0, "int", "linear warm-up from lr/warmup_steps"),
+        "milestones": ([], "list[int]", "step: multiply lr by gamma at these steps"),
+        "gamma": (0.1, "float", "step: the factor"),
+        "power": (2.0, "float", "poly: lr (1 - t)^power"),
+    },
+    "train": {
+        "steps": (None, "int|null", "optimiser steps (give steps or epochs)"),
+        "epochs": (None, "int|null", "passes over the training set (give steps or epochs)"),
+        "batch_size": (128, "int", "global batch: over all ranks and accumulation micro-batches"),
+        "accumulate": (1, "int", "micro-batches per step on each rank (gradient accumulation)"),
+        "precision": ("fp32", ("fp32", "bf16", "fp16"), "autocast dtype; fp16 adds a GradScaler"),
+        "channels_last": (False, "bool", "NHWC memory format for the backbone"),
+        "compile": (False, "bool", "torch.compile the backbone"),
+        "sync_bn": (False, "bool", "batch-norm statistics over all ranks (CUDA only)"),
+        "seed": (0, "int", "weights, data order, flips"),
+        "device": (None, "str|null", "cpu or cuda (default: cuda when present; cuda:LOCAL_RANK under torchrun)"),
+        "log_every": (10, "int", "steps between metrics.jsonl lines"),
+    },
+    "eval": {
+        "every": (0, "int", "steps between evaluations; 0: only at the end"),
+        "targets": (["synth"], "list[str]", "'synth' (held-out identities), 'lfw' (test_fold's pairs for "
+                    "data.kind lfw, else all 6000), or verification .bin paths"),
+        "batch_size": (256, "int", "evaluation batch"),
+        "flip": (True, "bool", "flip-sum embeddings (InsightFace's protocol)"),
+    },
+    "checkpoint": {
+        "every": (0, "int", "steps between checkpoints (last.pt); 0: only at the end"),
+        "keep_best": ("auto", "str", "metric that picks best.pt, e.g. 'lfw/accuracy'; auto: the first "
+                      "target's accuracy; none: no best.pt"),
+    },
+}
+TOP_LEVEL = {"name": (None, "str|null", "run name (default: the config file's name)")}
+
+# Changing these between a run and its resumption does not change what is computed.
+RESUMABLE_CHANGES = {("train", "device"), ("train", "log_every"), ("train", "compile"),
+                     ("data", "workers"), ("data", "cache"), ("data", "path"), ("eval",), ("checkpoint",), ("name",)}
+
+
+def defaults() -> dict:
+    """The default config, every key present."""
+    out = {key: spec[0] for key, spec in TOP_LEVEL.items()}
+    for section, keys in SCHEMA.items():
+        out[section] = {key: copy.deepcopy(spec[0]) for key, spec in keys.items()}
+    return out
+
+
+def describe() -> str:
+    """Every key with its default and meaning, for ``--help``."""
+    lines = ["config keys (section.key: default  meaning):"]
+    for section, keys in SCHEMA.items():
+        for key, (default, kind, meaning) in keys.items():
+            shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+            choices = f" [{'|'.join(map(str, kind))}]" if isinstance(kind, tuple) else ""
+            lines.append(f"  {section}.{key}: {shown}{choices}  {meaning}")
+    return "\n".join(lines)
+
+
+# -- reading -----------------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``"optim.lr=0.05"`` -> ``(["optim", "lr"], 0.05)``; the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set wants KEY=VALUE such as optim.lr=0.05, got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_override(raw: dict, path: list[str], value) -> None:
+    """Set ``raw[path[0]][path[1]]... = value``, creating mappings on the way (checked later)."""
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path=None, overrides=(), raw: dict | None = None) -> dict:
+    """Read ``path`` (or take ``raw``), apply ``--set`` overrides, fill defaults, validate."""
+    if raw is None:
+        if path is None:
+            raw = {}
+        else:
+            path = Path(path)
+            if not path.is_file():
+                raise ConfigError(f"no config at {path}; the shipped ones are configs/train_*.yaml")
+            try:
+                raw = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = copy.deepcopy(raw)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping of sections, got {type(raw).__name__}")
+    for text in overrides:
+        apply_override(raw, *parse_override(text))
+    config = validate(raw)
+    if config["name"] is None:
+        config["name"] = Path(path).stem if path is not None else "run"
+    return config
+
+
+def _check_type(where: str, value, kind):
+    """``value`` converted to ``kind`` (an int is a fine float), or a ConfigError."""
+    if isinstance(kind, str) and kind.endswith("|null"):
+        if value is None:
+            return None
+        kind = kind.removesuffix("|null")
+    if isinstance(kind, tuple):
+        if value not in kind or isinstance(value, bool) != any(isinstance(k, bool) for k in kind):
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, kind))}; got {value!r}")
+        return value
+    ok = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "dict": lambda v: isinstance(v, dict),
+        "list[int]": lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+        "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    }[kind]
+    if value is None and kind == "dict":
+        return {}
+    if kind == "float" and isinstance(value, str):
+        try:  # PyYAML reads 5e-4 (no dot) as a string; it is meant as a number
+            value = float(value)
+        except ValueError:
+            pass
+    if not ok(value):
+        raise ConfigError(f"{where} must be {'an' if kind == 'int' else 'a'} {kind}"
+                          f"{' (or null)' if value is None else ''}; got {value!r} ({type(value).__name__})")
+    return float(value) if kind == "float" else value
+
+
+def validate(raw: dict) -> dict:
+    """A complete, checked config from a partial one (see the module docstring)."""
+    config = defaults()
+    for key, value in raw.items():
+        if key in TOP_LEVEL:
+            config[key] = _check_type(key, value, TOP_LEVEL[key][1])
+            continue
+        if key not in SCHEMA:
+            raise ConfigError(f"unknown section {key!r}; known: {', '.join([*TOP_LEVEL, *SCHEMA])}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key!r} must be a mapping of keys, got {value!r}")
+        for sub, v in value.items():
+            if sub not in SCHEMA[key]:
+                raise ConfigError(f"unknown key {key}.{sub}; {key} has: {', '.join(SCHEMA[key])}")
+            config[key][sub] = _check_type(f"{key}.{sub}", v, SCHEMA[key][sub][1])
+    _check_values(config)
+    return config
+
+
+def _positive(config, *keys, allow_zero=False):
+    for key in keys:
+        section, name = key.split(".")
+        value = config[section][name]
+        if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+            raise ConfigError(f"{key} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+
+
+def loss_params(config: dict) -> dict:
+    """The parameters of ``loss.name``: ``loss.params`` itself, or its entry for that name."""
+    params, name = config["loss"]["params"], config["loss"]["name"]
+    if params and all(isinstance(v, dict) for v in params.values()):
+        return dict(params.get(name, params.get(name.lower().replace("-", "_"), {})))
+    return dict(params)
+
+
+def model_params(config: dict) -> dict:
+    """The backbone's constructor arguments, with the data's channels and size as defaults."""
+    data = config["data"]
+    return {"in_channels": data["channels"], "input_size": data["size"], **config["model"]["params"]}
+
+
+def _check_values(config: dict) -> None:
+    t, d, h = config["train"], config["data"], config["head"]
+    _positive(config, "data.size", "data.identities", "data.val_identities", "data.images_per_identity",
+              "train.batch_size", "train.accumulate", "train.log_every", "eval.batch_size", "optim.lr")
+    _positive(config, "data.workers", "optim.momentum", "optim.weight_decay", "optim.clip_grad_norm",
+              "schedule.warmup_steps", "eval.every", "checkpoint.every", "data.seed", "train.seed",
+              allow_zero=True)
+    if (t["steps"] is None) == (t["epochs"] is None):
+        raise ConfigError("give exactly one of train.steps and train.epochs (set the other to null), "
+                          f"got steps={t['steps']!r}, epochs={t['epochs']!r}")
+    _positive(config, "train.steps", "train.epochs")
+    if t["steps"] is not None and config["schedule"]["warmup_steps"] >= t["steps"] > 0 \
+            and config["schedule"]["warmup_steps"]:
+        raise ConfigError(f"schedule.warmup_steps ({config['schedule']['warmup_steps']}) must be fewer than "
+                          f"train.steps ({t['steps']})")
+    if not 0 <= d["difficulty"] <= 1:
+        raise ConfigError(f"data.difficulty must be in [0, 1]; got {d['difficulty']}")
+    if d["crop"] is not None and d["crop"] < 1:
+        raise ConfigError(f"data.crop must be a positive number of pixels or null; got {d['crop']}")
+    if not 0 <= d["test_fold"] <= 9:
+        raise ConfigError(f"data.test_fold must be a fold of LFW's pairs.txt, 0..9; got {d['test_fold']}")
+    if d["kind"] in ("folder", "rec") and d["path"] is None:
+        raise ConfigError(f"data.kind {d['kind']!r} needs data.path (e.g. --set data.path=/data/casia)")
+    if not 0 < h["sample_rate"] <= 1:
+        raise ConfigError(f"head.sample_rate must be in (0, 1]; got {h['sample_rate']}")
+    if h["sample_rate"] < 1 and not h["partial_fc"]:
+        raise ConfigError("head.sample_rate < 1 samples the centres of the sharded classifier: "
+                          "also set head.partial_fc: true")
+    _positive(config, "head.sub_centers")
+    sched = config["schedule"]
+    if sched["milestones"] != sorted(set(sched["milestones"])) or any(m < 1 for m in sched["milestones"]):
+        raise ConfigError(f"schedule.milestones must be increasing positive steps; got {sched['milestones']}")
+    if sched["kind"] == "step" and not sched["milestones"]:
+        raise ConfigError("schedule.kind 'step' needs schedule.milestones, e.g. [20000, 28000]")
+    _positive(config, "schedule.gamma", "schedule.power")
+    if t["sync_bn"] and not torch.cuda.is_available():
+        raise ConfigError("train.sync_bn needs CUDA (torch's SyncBatchNorm does not run on the CPU); "
+                          "set it to false")
+    if t["device"] is not None:
+        try:
+            torch.device(t["device"])
+        except RuntimeError:
+            raise ConfigError(f"train.device {t['device']!r} is not a device; use cpu, cuda or cuda:N") from None
+    metric = config["checkpoint"]["keep_best"]
+    if metric not in ("auto", "none") and "/" not in metric:
+        raise ConfigError(f"checkpoint.keep_best must be 'auto', 'none' or TARGET/METRIC such as "
+                          f"'lfw/accuracy'; got {metric!r}")
+    if not config["eval"]["targets"] and metric not in ("auto", "none"):
+        raise ConfigError(f"checkpoint.keep_best {metric!r} needs an evaluation; add eval.targets")
+    if "synth" in config["eval"]["targets"] and d["kind"] != "synth":
+        raise ConfigError("eval target 'synth' is the held-out SynthFaces identities of data.kind synth; "
+                          "for real data use 'lfw' or .bin paths in eval.targets")
+    _build_loss_and_model(config)
+
+
+def _build_loss_and_model(config: dict) -> None:
+    """Build the loss and the backbone once, so their own checks run now."""
+    name = config["loss"]["name"]
+    entries = config["loss"]["params"]
+    per_loss = entries and all(isinstance(v, dict) for v in entries.values())
+    for label, params in (entries.items() if per_loss else [(name, entries)]):
+        try:
+            loss = losses.get(label, **params)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"loss.params{'.' + label if per_loss else ''}: {exc}") from None
+        if label == name and config["head"]["partial_fc"]:
+            from .partial_fc import check_loss
+            try:
+                check_loss(loss)
+            except ValueError as exc:
+                raise ConfigError(f"head.partial_fc with loss.name {name!r}: {exc}") from None
+    try:  # an unknown name fails here, with the list of known ones
+        losses.get(name, **loss_params(config))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"loss.name {name!r} with loss.params: {exc}") from None
+    try:
+        with torch.device("meta"):  # no memory, no time: only the constructor's checks
+            models.get(config["model"]["name"], **model_params(config))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model: {exc}") from None
+
+
+def check_data_paths(config: dict) -> None:
+    """Fail, naming ``data.path`` or ``eval.targets``, when the data is not there."""
+    d = config["data"]
+    if d["path"] is not None and not Path(d["path"]).expanduser().exists():
+        raise ConfigError(f"data.path {d['path']!r} does not exist; point it at the data with "
+                          f"--set data.path=/where/it/is")
+    for target in config["eval"]["targets"]:
+        if target not in ("synth", "lfw") and not Path(target).expanduser().exists():
+            raise ConfigError(f"eval.targets: {target!r} does not exist; give 'synth', 'lfw' or "
+                              "the path of a verification .bin (e.g. --set eval.targets=[lfw])")
+
+
+def compatible(saved: dict, now: dict) -> list[str]:
+    """Keys whose change would make a resumed run differ from an uninterrupted one."""
+    changed = []
+    for section in SCHEMA:
+        for key in SCHEMA[section]:
+            if (section,) in RESUMABLE_CHANGES or (section, key) in RESUMABLE_CHANGES:
+                continue
+            if saved.get(section, {}).get(key) != now[section][key]:
+                changed.append(f"{section}.{key}: {saved.get(section, {}).get(key)!r} -> {now[section][key]!r}")
+    return changed
