@@ -105,28 +105,12 @@ def margin_explorer(initial: str = "arcface", confidence: float | None = _CONFID
         if name not in _CONTROLS:
             message.value = _error(f"unknown loss {name!r}; choose one of {', '.join(MARGIN_LOSSES)}")
             return
-        params = {param: controls[key].value for key, param in _CONTROLS[name]}
-        params.update(overrides)
-        try:
-            loss = _losses.get(name, **params)
-        except (ValueError, TypeError) as error:  # the loss's own validation, shown, not raised
-            message.value = _error(str(error))
-            return
-        margin_panel(loss, fig=figure, confidence=confidence)
-        image.value = _png(figure)
-        message.value = ""
-        box.loss = loss
+        loss = _build_loss(name, _CONTROLS[name], controls, overrides, message)
+        if loss is not None:
+            margin_panel(loss, fig=figure, confidence=confidence)
+            _show(box, loss)
 
-    def on_change(change) -> None:
-        if change["owner"] is controls["loss"]:
-            show_controls(change["new"])
-        update()
-
-    for control in controls.values():
-        control.observe(on_change, names="value")
-    box.update = update
-    show_controls(initial)
-    update()
+    _wire(box, controls, show_controls, update, initial)
     return box
 
 
@@ -191,18 +175,36 @@ def gradient_explorer(initial: str = "arcface"):
         if not isinstance(num_classes, int) or num_classes < 2:
             message.value = _error(f"C must be an integer of at least 2, got {num_classes!r}")
             return
-        params = {param: controls[key].value for key, param in _GRADIENT_CONTROLS[name]}
-        params.update(overrides)
-        try:
-            loss = _losses.get(name, **params)
-        except (ValueError, TypeError) as error:
-            message.value = _error(str(error))
-            return
-        gradient_panel(loss, num_classes, fig=figure)
-        image.value = _png(figure)
-        message.value = ""
-        box.loss = loss
+        loss = _build_loss(name, _GRADIENT_CONTROLS[name], controls, overrides, message)
+        if loss is not None:
+            gradient_panel(loss, num_classes, fig=figure)
+            _show(box, loss)
 
+    _wire(box, controls, show_controls, update, initial)
+    return box
+
+
+def _build_loss(name, control_map, controls, overrides, message):
+    """The loss ``name`` with the controls' values (and ``overrides``), or None after showing why
+    the loss refused them: its own validation, shown in the widget rather than raised."""
+    params = {param: controls[key].value for key, param in control_map}
+    params.update(overrides)
+    try:
+        return _losses.get(name, **params)
+    except (ValueError, TypeError) as error:
+        message.value = _error(str(error))
+        return None
+
+
+def _show(box, loss) -> None:
+    """Put the freshly drawn figure in the image, clear the message, remember the loss."""
+    box.image.value = _png(box.figure)
+    box.message.value = ""
+    box.loss = loss
+
+
+def _wire(box, controls, show_controls, update, initial) -> None:
+    """Redraw on every control change (showing the new loss's controls first); draw once now."""
     def on_change(change) -> None:
         if change["owner"] is controls["loss"]:
             show_controls(change["new"])
@@ -213,7 +215,6 @@ def gradient_explorer(initial: str = "arcface"):
     box.update = update
     show_controls(initial)
     update()
-    return box
 
 
 def _png(figure: Figure) -> bytes:
