@@ -14,13 +14,14 @@ BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard book/*.md book/*.
 # The chapter notebooks, in the order of the table of contents.
 CHAPTERS := $(shell sed -n 's|^ *- file: \(book/ch[^ ]*\)$$|\1.ipynb|p' _toc.yml)
 
-.PHONY: help install book test test-unit test-notebooks test-browser lab bench clean
+.PHONY: help install book test test-unit test-notebooks test-browser lab bench assignments clean
 
 help:
 	@echo "make book    build the HTML book (executing every chapter) into _build/html"
 	@echo "make test    unit tests, every chapter under nbval, and the browser test of the built book"
 	@echo "make lab     open the book in JupyterLab"
 	@echo "make bench   run the speed benchmarks (JSON into benchmarks/results/)"
+	@echo "make assignments  the student versions of the nbgrader assignments, into _build/assignments/release"
 	@echo "make clean   remove the build, caches and the virtual environment"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -59,6 +60,17 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_train.py
+
+# The course directory nbgrader writes to (student versions, submissions, grades, gradebook);
+# book/assignments/nbgrader_config.py reads it from FRBOOK_COURSE_DIR. nbgrader runs `alembic`
+# from PATH, so the virtual environment's bin/ goes first.
+COURSE ?= _build/assignments
+
+assignments: $(STAMP)
+	mkdir -p $(COURSE)
+	cd book/assignments && FRBOOK_COURSE_DIR="$(abspath $(COURSE))" PATH="$(abspath $(VENV))/bin:$$PATH" \
+		$(abspath $(PY)) -m nbgrader generate_assignment "*" --force
+	@echo "Student versions: $(abspath $(COURSE))/release"
 
 clean:
 	rm -rf _build .pytest_cache $(VENV) frbook.egg-info
