@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import resource
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .data import identity_splits
 from .data.noise import NoisyLabels
 from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, verify
 from .heads import make_head
+from .tml import FusedModel, TransformerMetricLoss
 from .provenance import REPO, provenance, write_json_atomic
 from .train import fit
 from .utils import pick_device, seed_everything
@@ -55,24 +57,44 @@ def load_config(path: str | Path) -> dict:
     if not config["losses"]:
         raise ValueError(f"{path}: 'losses' is empty; list at least one, e.g. 'arcface: {{s: 30, m: 0.5}}'")
     for label in config["losses"]:
-        name, params, train = split_loss_spec(config, label)
+        name, params, train, tml = split_loss_spec(config, label)
         merge(config["train"], train, where=f"{path}: losses: {label}: train")
         losses.get(name, **params)  # fails now, with the loss's own message, not after hours
+        if tml is not None:
+            try:
+                with torch.device("meta"):
+                    _build(config, name, params, tml, num_classes=2)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{path}: losses: {label}: tml: {exc}") from None
     config["name"] = config["name"] or path.stem
     return config
 
 
-def split_loss_spec(config: dict, label: str) -> tuple[str, dict, dict]:
-    """A loss entry -> (registry name, loss parameters, training overrides).
+def split_loss_spec(config: dict, label: str) -> tuple[str, dict, dict, dict | None]:
+    """A loss entry -> (registry name, loss parameters, training overrides, tml parameters or None).
 
-    An entry is ``{loss: NAME, PARAM: VALUE, ..., train: {KEY: VALUE}}``; ``loss`` defaults to the
-    label, and ``train`` overrides the shared training settings for this entry only (a loss whose
-    gradient has another scale, such as P2SGrad, may need its own learning rate).
+    An entry is ``{loss: NAME, PARAM: VALUE, ..., train: {KEY: VALUE}, tml: {KEY: VALUE}}``;
+    ``loss`` defaults to the label, ``train`` overrides the shared training settings for this
+    entry only (a loss whose gradient has another scale, such as P2SGrad, may need its own
+    learning rate), and ``tml`` (a mapping, possibly empty) adds the transformer-metric loss with
+    those parameters of :class:`frbook.tml.TransformerMetricLoss`.
     """
     spec = dict(config["losses"][label] or {})
     name = spec.pop("loss", label)
     train = spec.pop("train", None) or {}
-    return name, spec, train
+    tml = spec.pop("tml", None)
+    if tml is not None and not isinstance(tml, dict):
+        raise ValueError(f"losses: {label}: tml must be a mapping of parameters (weight, depth, ...), got {tml!r}")
+    return name, spec, train, tml
+
+
+def _build(config: dict, name: str, params: dict, tml: dict | None, num_classes: int):
+    """(backbone, loss) of one entry: the registry's loss, or the transformer-metric loss around it."""
+    m, d = config["model"], config["data"]
+    model = models.get(m["name"], embedding_dim=m["embedding_dim"], in_channels=d["channels"], input_size=d["size"])
+    if tml is None:
+        return model, losses.get(name, **params)
+    return model, TransformerMetricLoss.for_backbone(model, num_classes, base_loss=name, base_params=params, **tml)
 
 
 def merge(defaults: dict, given: dict, where: str) -> dict:
@@ -100,7 +122,7 @@ def protocol_hash(config: dict) -> str:
 def run_one(config: dict, label: str, seed: int, device=None, progress: bool = False) -> dict:
     """Train one loss with one seed under the config's protocol and evaluate it on test identities."""
     device = pick_device(device)
-    name, spec, train_overrides = split_loss_spec(config, label)
+    name, spec, train_overrides, tml = split_loss_spec(config, label)
     d = config["data"]
     common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], device=device)
     train, _, _ = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
@@ -111,11 +133,10 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
         train = NoisyLabels(train, d["label_noise"], seed=d["seed"])
 
     seed_everything(seed)
-    m = config["model"]
-    model = models.get(m["name"], embedding_dim=m["embedding_dim"], in_channels=d["channels"], input_size=d["size"])
-    loss = losses.get(name, **spec)
+    model, loss = _build(config, name, spec, tml, train.num_classes)
     head = make_head(loss, model.embedding_dim, train.num_classes)
     t = merge(config["train"], train_overrides, where=label)
+    peak_before = _peak_memory(device, reset=True)
     start = time.perf_counter()
     history = fit(model, head, loss, train, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
                   warmup_steps=t["warmup_steps"], weight_decay=t["weight_decay"], seed=seed,
@@ -123,23 +144,48 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
                   evaluate=held_out_accuracy(val, device) if config["eval"]["every"] else None,
                   evaluate_every=config["eval"]["every"])
     train_seconds = time.perf_counter() - start
+    peak_after = _peak_memory(device)
 
+    metrics = evaluate_test(model, test, config, device)
+    metrics.update(train_seconds=train_seconds, final_train_loss=history.last["loss"], **_memory_record(
+        device, peak_before, peak_after))
+    if tml is not None:
+        metrics["fused"] = evaluate_test(FusedModel(model, loss), test, config, device)
+    return {
+        "label": label, "loss": name, "loss_params": loss.hparams(), "train": t, "seed": seed,
+        "metrics": metrics, "history": thin(history.records, 50),
+    }
+
+
+def evaluate_test(model, test, config: dict, device) -> dict:
+    """Verification (accuracy, AUC, EER, TAR@FAR, conservative reading) and rank-1 on the test identities."""
     embeddings, labels = embed(model, test, device=device)
     pairs = make_pairs(labels, num_pairs=config["eval"]["num_pairs"], seed=0)
     report = verify(embeddings, pairs=pairs, fars=tuple(config["eval"]["fars"]))
     gallery, probe = split_gallery_probe(labels, gallery_per_class=1, seed=0)
     rank1 = rank_k_accuracy(embeddings[gallery], labels[gallery], embeddings[probe], labels[probe], k=1)
-    return {
-        "label": label, "loss": name, "loss_params": loss.hparams(), "train": t, "seed": seed,
-        "metrics": {
-            "accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
+    return {"accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
             "eer": report.eer,
             "tar_at_far": {f"{far:g}": report.tar[far]["conservative"] for far in config["eval"]["fars"]},
-            "rank1": rank1, "train_seconds": train_seconds,
-            "final_train_loss": history.last["loss"],
-        },
-        "history": thin(history.records, 50),
-    }
+            "rank1": rank1}
+
+
+def _peak_memory(device, reset: bool = False) -> int:
+    """Peak memory so far, in bytes: CUDA's allocator peak (reset on request), else the process's
+    peak resident set size (ru_maxrss, a high-water mark that cannot be reset)."""
+    if device.type == "cuda":
+        if reset:
+            torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _memory_record(device, before: int, after: int) -> dict:
+    if device.type == "cuda":
+        return {"cuda_peak_bytes": after}
+    # Growth of the high-water mark during training: 0 when the run stayed below an earlier peak
+    # of the same process (an earlier run, data generation), so it is a lower bound on its cost.
+    return {"maxrss_growth_bytes": after - before}
 
 
 def held_out_accuracy(val, device):

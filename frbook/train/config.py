@@ -22,7 +22,7 @@ import yaml
 from .. import losses, models
 
 __all__ = ["SCHEMA", "ConfigError", "defaults", "load_config", "validate", "parse_override",
-           "apply_override", "check_data_paths", "describe", "loss_params", "model_params"]
+           "apply_override", "check_data_paths", "describe", "loss_params", "model_params", "make_tml"]
 
 
 class ConfigError(ValueError):
@@ -57,6 +57,10 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "loss": {
         "name": ("arcface", "str", "a loss of frbook.losses"),
         "params": ({}, "dict", "its parameters, or a mapping loss name -> parameters (only loss.name's are used)"),
+        "aux": ("none", ("none", "tml"), "an auxiliary loss; tml: the transformer-metric loss (frbook.tml) on "
+                "the backbone's last feature map, added to loss.name's"),
+        "tml": ({}, "dict", "aux tml: TransformerMetricLoss parameters (weight, depth, heads, width, mlp_ratio, "
+                "dropout, pooling, embedding_dim); loss.name and its params are its base loss"),
     },
     "head": {
         "sub_centers": (1, "int", "centres per class (Sub-center ArcFace); the loss's own when 1"),
@@ -329,9 +333,38 @@ def _build_loss_and_model(config: dict) -> None:
         raise ConfigError(f"loss.name {name!r} with loss.params: {exc}") from None
     try:
         with torch.device("meta"):  # no memory, no time: only the constructor's checks
-            models.get(config["model"]["name"], **model_params(config))
+            backbone = models.get(config["model"]["name"], **model_params(config))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from None
+    if config["loss"]["tml"] and config["loss"]["aux"] != "tml":
+        raise ConfigError("loss.tml sets transformer-metric loss parameters but loss.aux is "
+                          f"{config['loss']['aux']!r}; add --set loss.aux=tml (or drop loss.tml)")
+    if config["loss"]["aux"] == "tml":
+        if config["head"]["partial_fc"]:
+            raise ConfigError("loss.aux tml does not run with head.partial_fc (its own classifier is not "
+                              "sharded); set head.partial_fc: false")
+        if not hasattr(backbone, "feature_channels"):
+            raise ConfigError(f"loss.aux tml reads the backbone's last feature map; model "
+                              f"{config['model']['name']!r} has none")
+        try:
+            with torch.device("meta"):
+                make_tml(config, backbone, num_classes=2)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"loss.tml: {exc}") from None
+
+
+TML_KEYS = ("weight", "depth", "heads", "width", "mlp_ratio", "dropout", "pooling", "embedding_dim")
+
+
+def make_tml(config: dict, backbone, num_classes: int):
+    """The transformer-metric loss of a config with ``loss.aux: tml``, sized for ``backbone``."""
+    from ..tml import TransformerMetricLoss
+
+    unknown = sorted(set(config["loss"]["tml"]) - set(TML_KEYS))
+    if unknown:
+        raise ValueError(f"unknown parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(TML_KEYS)}")
+    return TransformerMetricLoss.for_backbone(backbone, num_classes, base_loss=config["loss"]["name"],
+                                              base_params=loss_params(config), **config["loss"]["tml"])
 
 
 def check_data_paths(config: dict) -> None:
@@ -353,6 +386,8 @@ def compatible(saved: dict, now: dict) -> list[str]:
         for key in SCHEMA[section]:
             if (section,) in RESUMABLE_CHANGES or (section, key) in RESUMABLE_CHANGES:
                 continue
-            if saved.get(section, {}).get(key) != now[section][key]:
-                changed.append(f"{section}.{key}: {saved.get(section, {}).get(key)!r} -> {now[section][key]!r}")
+            # A key added after the run was saved counts as its default (loss.aux: none).
+            before = saved.get(section, {}).get(key, SCHEMA[section][key][0])
+            if before != now[section][key]:
+                changed.append(f"{section}.{key}: {before!r} -> {now[section][key]!r}")
     return changed

@@ -102,9 +102,12 @@ def fit(
     bar = tqdm(total=steps, disable=not progress, desc="training", unit="step")
     for step, (epoch, (images, labels)) in zip(range(1, steps + 1), batches):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        embeddings = model(images)
+        if getattr(loss, "needs_feature_map", False):  # the transformer-metric loss (frbook.tml)
+            embeddings, feature_map = model(images, return_feature_map=True)
+        else:
+            embeddings, feature_map = model(images), None
         outputs = head(embeddings)
-        value = compute_loss(loss, outputs, labels, embeddings)
+        value = compute_loss(loss, outputs, labels, embeddings, feature_map)
         if not torch.isfinite(value):
             raise FloatingPointError(
                 f"the loss became {value.item()} at step {step}; lower the learning rate (lr={lr}) "
@@ -141,11 +144,15 @@ def fit(
 
 
 def compute_loss(loss: nn.Module, outputs: torch.Tensor, labels: torch.Tensor,
-                 embeddings: torch.Tensor) -> torch.Tensor:
-    """Call ``loss``, giving it the feature norms when it reads them (AdaFace)."""
+                 embeddings: torch.Tensor, feature_map: torch.Tensor | None = None) -> torch.Tensor:
+    """Call ``loss``, giving it the feature norms when it reads them (AdaFace) and the backbone's
+    last feature map when it reads that (the transformer-metric loss, :mod:`frbook.tml`)."""
+    extra = {}
     if getattr(loss, "needs_norms", False):
-        return loss(outputs, labels, norms=embeddings.norm(dim=1))
-    return loss(outputs, labels)
+        extra["norms"] = embeddings.norm(dim=1)
+    if getattr(loss, "needs_feature_map", False):
+        extra["feature_map"] = feature_map
+    return loss(outputs, labels, **extra)
 
 
 def _warmup_cosine(i: int, warmup: int, total: int) -> float:

@@ -35,7 +35,7 @@ from ..utils import seed_everything
 from . import distributed
 from .batches import BatchPlan, InMemoryFaces, Prefetcher, flip_mask
 from .checkpointing import capture_rng, preserved_rng, read_run, restore_rng, save_run
-from .config import ConfigError, check_data_paths, compatible, loss_params, model_params
+from .config import ConfigError, check_data_paths, compatible, loss_params, make_tml, model_params
 from .evaluation import make_evaluators
 from .loop import compute_loss
 from .partial_fc import PartialFC, sum_gradients_hook
@@ -72,15 +72,18 @@ class Network(nn.Module):
     arithmetic near cos = +-1 keeps its precision.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module | None, autocast):
+    def __init__(self, backbone: nn.Module, head: nn.Module | None, autocast, feature_map: bool = False):
         super().__init__()
         self.backbone, self.head, self.autocast = backbone, head, autocast
+        self.feature_map = feature_map  # also return the last feature map (the transformer-metric loss)
 
     def forward(self, images):
         with self.autocast():
-            embeddings = self.backbone(images)
+            out = self.backbone(images, return_feature_map=True) if self.feature_map else self.backbone(images)
+        embeddings, feature_map = out if self.feature_map else (out, None)
         embeddings = embeddings.float()
-        return embeddings, (self.head(embeddings) if self.head is not None else None)
+        outputs = self.head(embeddings) if self.head is not None else None
+        return (embeddings, outputs, feature_map) if self.feature_map else (embeddings, outputs)
 
 
 def _optimizer(config, backbone, head, loss):
@@ -139,8 +142,11 @@ class Trainer:
         seed_everything(t["seed"])
         self.model_name, self.model_params = config["model"]["name"], model_params(config)
         self.backbone = models.get(self.model_name, **self.model_params).to(device)
-        self.loss = losses.get(config["loss"]["name"], **loss_params(config)).to(device)
         h, num_classes = config["head"], self.train_set.num_classes
+        if config["loss"]["aux"] == "tml":  # the base loss with a transformer on the feature map
+            self.loss = make_tml(config, self.backbone, num_classes).to(device)
+        else:
+            self.loss = losses.get(config["loss"]["name"], **loss_params(config)).to(device)
         if h["partial_fc"]:
             self.head = PartialFC(self.backbone.embedding_dim, num_classes, self.loss, h["sample_rate"])
         elif h["sub_centers"] > 1:
@@ -163,7 +169,8 @@ class Trainer:
 
         compiled = torch.compile(self.backbone) if t["compile"] else self.backbone
         replicated_head = None if h["partial_fc"] else self.head
-        self.net = Network(compiled, replicated_head, self.autocast)
+        self.net = Network(compiled, replicated_head, self.autocast,
+                           feature_map=getattr(self.loss, "needs_feature_map", False))
         if world.size > 1:
             ids = [device.index] if device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
@@ -312,11 +319,11 @@ class Trainer:
             sync = self.net.no_sync() if isinstance(self.net, nn.parallel.DistributedDataParallel) and not last \
                 else contextlib.nullcontext()
             with sync:
-                embeddings, outputs = self.net(images)
+                embeddings, outputs, *feature_map = self.net(images)
                 if outputs is None:
                     value = self.head(embeddings, labels)
                 else:
-                    value = compute_loss(self.loss, outputs, labels, embeddings)
+                    value = compute_loss(self.loss, outputs, labels, embeddings, *feature_map)
                 self.scaler.scale(value / len(slices)).backward()
             total += value.detach() / len(slices)
         distributed.average_gradients(self.loss.parameters(), self.world)  # outside DDP's reach
