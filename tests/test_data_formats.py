@@ -20,12 +20,7 @@ from frbook.data import images as codec
 from frbook.data import recordio, root as root_module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,15 +10,7 @@ from frbook.data import synth
 matplotlib.use("Agg")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Render with one thread here. These tests use small batches, and when other programs
-    keep the CPU busy, a multi-threaded torch op waits for a free core at every call (ten
-    times slower, measured); correctness does not depend on the thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def raw_pixel_verification_accuracy(difficulty, identities=200, per_identity=10, size=64,

@@ -69,13 +69,7 @@ def margin_explorer(initial: str = "arcface", confidence: float | None = _CONFID
         "fallback": w.Dropdown(options=list(FALLBACKS), value="classic",
                                description="fallback", style=style,
                                layout=w.Layout()),
-        "s": slider(w.FloatSlider, value=64.0, min=1.0, max=128.0, step=1.0, description="s (scale)"),
-        "arcface_m": slider(w.FloatSlider, value=0.5, min=0.0, max=1.5, step=0.01, description="m (rad)",
-                            readout_format=".2f"),
-        "cosface_m": slider(w.FloatSlider, value=0.35, min=0.0, max=1.0, step=0.01, description="m (cos)",
-                            readout_format=".2f"),
-        "sphereface_m": slider(w.IntSlider, value=4, min=1, max=8, step=1, description="m (integer)"),
-        "lamb": slider(w.FloatSlider, value=5.0, min=0.0, max=20.0, step=0.5, description="λ"),
+        **_margin_sliders(slider),
         "m1": slider(w.FloatSlider, value=1.0, min=0.5, max=2.0, step=0.01, description="m1"),
         "m2": slider(w.FloatSlider, value=0.3, min=0.0, max=1.5, step=0.01, description="m2 (rad)"),
         "m3": slider(w.FloatSlider, value=0.2, min=0.0, max=1.0, step=0.01, description="m3 (cos)"),
@@ -144,14 +138,8 @@ def gradient_explorer(initial: str = "arcface"):
     controls = {
         "loss": w.Dropdown(options=[(_LABELS[k], k) for k in GRADIENT_LOSSES], value=initial,
                            description="loss", style=style),
-        "s": slider(w.FloatSlider, value=64.0, min=1.0, max=128.0, step=1.0, description="s (scale)"),
         "num_classes": slider(w.IntText, value=10_000, description="C (classes)"),
-        "arcface_m": slider(w.FloatSlider, value=0.5, min=0.0, max=1.5, step=0.01, description="m (rad)",
-                            readout_format=".2f"),
-        "cosface_m": slider(w.FloatSlider, value=0.35, min=0.0, max=1.0, step=0.01, description="m (cos)",
-                            readout_format=".2f"),
-        "sphereface_m": slider(w.IntSlider, value=4, min=1, max=8, step=1, description="m (integer)"),
-        "lamb": slider(w.FloatSlider, value=5.0, min=0.0, max=20.0, step=0.5, description="λ"),
+        **_margin_sliders(slider),
     }
     message = w.HTML(value="")
     image = w.Image(format="png", layout=w.Layout(width="100%", max_width="1100px"))
@@ -182,6 +170,21 @@ def gradient_explorer(initial: str = "arcface"):
 
     _wire(box, controls, show_controls, update, initial)
     return box
+
+
+def _margin_sliders(slider) -> dict:
+    """The scale and margin controls both explorers share, keyed as in their control maps."""
+    import ipywidgets as w
+
+    return {
+        "s": slider(w.FloatSlider, value=64.0, min=1.0, max=128.0, step=1.0, description="s (scale)"),
+        "arcface_m": slider(w.FloatSlider, value=0.5, min=0.0, max=1.5, step=0.01, description="m (rad)",
+                            readout_format=".2f"),
+        "cosface_m": slider(w.FloatSlider, value=0.35, min=0.0, max=1.0, step=0.01, description="m (cos)",
+                            readout_format=".2f"),
+        "sphereface_m": slider(w.IntSlider, value=4, min=1, max=8, step=1, description="m (integer)"),
+        "lamb": slider(w.FloatSlider, value=5.0, min=0.0, max=20.0, step=0.5, description="λ"),
+    }
 
 
 def _build_loss(name, control_map, controls, overrides, message):
