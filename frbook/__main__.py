@@ -50,6 +50,15 @@ def _compare(args) -> int:
     return 0
 
 
+def _search(args) -> int:
+    from frbook.search.run import run_config
+
+    paths = run_config(args.config, out_dir=args.out, only=args.only, device=args.device,
+                       state_dir=args.state_dir, progress=not args.quiet)
+    print(f"{len(paths)} result files in {paths[0].parent if paths else args.out}")
+    return 0
+
+
 def _train(args) -> int:
     import os
 
@@ -190,6 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     c.add_argument("--quiet", action="store_true", help="no progress output")
     c.set_defaults(run=_compare)
+
+    p = commands.add_parser(
+        "search", help="search a loss (Search-Softmax, Random-Softmax, AM-LFS) from a config",
+        description="Run every (search, seed) of a search config: M candidate losses drawn from a Gaussian "
+                    "policy train together for an epoch, their validation accuracy is the reward, the policy "
+                    "moves by REINFORCE (method: search) or not (method: random), the best candidate's weights "
+                    "go to all. The searched network is evaluated on the test identities and written to "
+                    "<out>/<search>-seed<k>.json with its history and provenance. A finished run is skipped; "
+                    "an interrupted one resumes from its last epoch.",
+        epilog="example: python -m frbook search --config configs/search_cpu.yaml --only search_softmax")
+    p.add_argument("--config", required=True, help="a search config, e.g. configs/search_cpu.yaml")
+    p.add_argument("--out", default=None, help="result folder (default: book/results/<config name>)")
+    p.add_argument("--only", nargs="+", default=None, metavar="SEARCH", help="run only these searches of the config")
+    p.add_argument("--state-dir", default=None,
+                   help="where the state of a running search is saved each epoch (default: runs/search/<config name>)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=_search)
 
     p = commands.add_parser(
         "train", help="train a backbone from a config (see 'train --help')",

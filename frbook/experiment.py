@@ -123,14 +123,7 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
     """Train one loss with one seed under the config's protocol and evaluate it on test identities."""
     device = pick_device(device)
     name, spec, train_overrides, tml = split_loss_spec(config, label)
-    d = config["data"]
-    common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], device=device)
-    train, _, _ = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
-                                  seed=d["seed"], images_per_identity=d["images_per_identity"], **common)
-    _, val, test = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
-                                   seed=d["seed"], images_per_identity=d["test_images_per_identity"], **common)
-    if d["label_noise"]:
-        train = NoisyLabels(train, d["label_noise"], seed=d["seed"])
+    train, val, test = make_splits(config, device)
 
     seed_everything(seed)
     model, loss = _build(config, name, spec, tml, train.num_classes)
@@ -155,6 +148,21 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
         "label": label, "loss": name, "loss_params": loss.hparams(), "train": t, "seed": seed,
         "metrics": metrics, "history": thin(history.records, 50),
     }
+
+
+def make_splits(config: dict, device) -> tuple:
+    """(train, validation, test) SynthFaces of the config's data section: disjoint identities;
+    validation and test with ``test_images_per_identity`` images each, train with the label noise
+    the config asks for."""
+    d = config["data"]
+    common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], device=device)
+    train, _, _ = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
+                                  seed=d["seed"], images_per_identity=d["images_per_identity"], **common)
+    _, val, test = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
+                                   seed=d["seed"], images_per_identity=d["test_images_per_identity"], **common)
+    if d["label_noise"]:
+        train = NoisyLabels(train, d["label_noise"], seed=d["seed"])
+    return train, val, test
 
 
 def evaluate_test(model, test, config: dict, device) -> dict:
@@ -193,7 +201,7 @@ def held_out_accuracy(val, device):
     (every pair they allow, balanced)."""
     def evaluate(model) -> dict:
         embeddings, labels = embed(model, val, device=device)
-        return {"val_accuracy": verify(embeddings, pairs=make_pairs(labels, seed=0)).accuracy}
+        return {"val_accuracy": verify(embeddings, pairs=make_pairs(labels, seed=0), fars=()).accuracy}
     return evaluate
 
 

@@ -4,8 +4,8 @@
 >>> loss = losses.get("normface", s=16)
 >>> arcface = losses.get("arcface", s=64, m=0.5)
 >>> losses.available()  # doctest: +SKIP
-['adacos', 'adaface', 'arcface', 'combined', 'cosface', 'curricularface', 'normface', 'softmax',
- 'p2sgrad', 'sphereface', 'subcenter_arcface']
+['adacos', 'adaface', 'amlfs', 'arcface', 'combined', 'cosface', 'curricularface', 'normface',
+ 'p2sgrad', 'search_softmax', 'softmax', 'sphereface', 'subcenter_arcface']
 
 Every loss maps the classifier's output (cosines for all but plain softmax) and the labels to
 logits (:meth:`~frbook.losses.base.CosineLoss.logits`) and to a scalar cross-entropy
@@ -16,10 +16,12 @@ from __future__ import annotations
 import inspect
 
 from .adaptive import AdaCos, AdaFace, CurricularFace
+from .amlfs import AMLFS
 from .arcface import ArcFace, CombinedMargin, SubCenterArcFace
 from .base import CosineLoss
 from .cosface import CosFace
 from .p2sgrad import P2SGrad
+from .search_softmax import SearchSoftmax
 from .softmax import NormFace, Softmax
 from .sphereface import SphereFace
 
@@ -35,6 +37,8 @@ _REGISTRY: dict[str, type[CosineLoss]] = {
     "curricularface": CurricularFace,
     "adaface": AdaFace,
     "p2sgrad": P2SGrad,
+    "search_softmax": SearchSoftmax,
+    "amlfs": AMLFS,
 }
 
 
@@ -71,6 +75,6 @@ def get(name: str, **params) -> CosineLoss:
 
 
 __all__ = [
-    "AdaCos", "AdaFace", "ArcFace", "CombinedMargin", "CosFace", "CosineLoss", "CurricularFace",
-    "NormFace", "Softmax", "SphereFace", "SubCenterArcFace", "available", "get", "register",
+    "AMLFS", "AdaCos", "AdaFace", "ArcFace", "CombinedMargin", "CosFace", "CosineLoss", "CurricularFace",
+    "NormFace", "SearchSoftmax", "Softmax", "SphereFace", "SubCenterArcFace", "available", "get", "register",
 ]

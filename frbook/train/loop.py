@@ -82,7 +82,7 @@ def fit(
     head.to(device).train()
     loss.to(device).train()
 
-    batches = _batches(data, batch_size, seed)
+    batches = batches_forever(data, batch_size, seed)
     if steps is None:
         per_epoch = _epoch_length(data, batch_size)
         steps = epochs * per_epoch
@@ -95,7 +95,7 @@ def fit(
     if loss_params:
         groups.append({"params": loss_params, "weight_decay": 0.0})
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: _warmup_cosine(i, warmup_steps, steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: warmup_cosine(i, warmup_steps, steps))
 
     history = History()
     start = time.perf_counter()
@@ -155,14 +155,14 @@ def compute_loss(loss: nn.Module, outputs: torch.Tensor, labels: torch.Tensor,
     return loss(outputs, labels, **extra)
 
 
-def _warmup_cosine(i: int, warmup: int, total: int) -> float:
+def warmup_cosine(i: int, warmup: int, total: int) -> float:
     if i < warmup:
         return (i + 1) / warmup
     progress = (i - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _batches(data, batch_size: int, seed: int):
+def batches_forever(data, batch_size: int, seed: int):
     """Yield (epoch, batch) for ever; each epoch reshuffled with its own seed."""
     for epoch in count():
         if hasattr(data, "loader"):

@@ -1,0 +1,160 @@
+r"""M candidate networks trained side by side, each under its own loss.
+
+A search trains M copies of one backbone and head for an epoch, each with another loss, on the
+same batches (common random numbers: the candidates then differ by their loss alone, which
+makes their rewards comparable with fewer epochs). Two engines do this, with the same interface
+and the same arithmetic:
+
+* :class:`StackedCandidates` keeps the M copies as stacked tensors (``torch.func.
+  stack_module_state``) and runs them as one batched computation: ``functional_call`` of the
+  network with the k-th slice of every tensor, ``vmap``-ed over k. A convolution over M weight
+  sets becomes one grouped convolution; the optimiser steps the stacked tensors, which is
+  element-wise the same as M optimisers.
+* :class:`LoopCandidates` keeps M ordinary modules and runs them one after another: the
+  baseline the benchmark measures the stacked engine against, and a check on it.
+
+Both take SGD with momentum and weight decay on the backbone and head, as :func:`frbook.train.fit`.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+class Network(nn.Module):
+    """Backbone and head as one module: images -> cos (B, C)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+
+class StackedCandidates:
+    """M copies of ``backbone`` + ``head`` (all starting from their weights), trained as one.
+
+    Args:
+        backbone, head: the network every candidate starts from (not modified).
+        count: M.
+        lr, momentum, weight_decay: SGD's settings; ``set_lr`` changes the rate per step.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, count: int, lr: float = 0.1,
+                 momentum: float = 0.9, weight_decay: float = 5e-4):
+        _check_count(count)
+        self.count = count
+        self.template = Network(copy.deepcopy(backbone), copy.deepcopy(head))
+        self.params, self.buffers = stack_module_state([copy.deepcopy(self.template) for _ in range(count)])
+        self.optimizer = torch.optim.SGD(list(self.params.values()), lr=lr, momentum=momentum,
+                                         weight_decay=weight_decay)
+        # functional_call only needs the module's code; its own tensors are never read.
+        self.skeleton = skeleton = copy.deepcopy(self.template).to("meta")
+
+        def one(params, buffers, images):
+            return functional_call(skeleton, (params, buffers), (images,))
+
+        self._forward = vmap(one, in_dims=(0, 0, None))
+
+    def cosines(self, images: torch.Tensor) -> torch.Tensor:
+        """Every candidate's classifier output on the same batch, (M, B, C), in training mode."""
+        self.skeleton.train()  # BatchNorm uses batch statistics and updates the stacked running ones
+        return self._forward(self.params, self.buffers, images)
+
+    def step(self, candidate_losses: torch.Tensor) -> None:
+        """One SGD step of every candidate on its own loss (M,). The candidates share no tensor,
+        so the gradient of the sum with respect to candidate k's weights is that of loss k."""
+        self.optimizer.zero_grad(set_to_none=True)
+        candidate_losses.sum().backward()
+        self.optimizer.step()
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def network(self, k: int) -> Network:
+        """An ordinary module holding candidate k's weights (a copy), in eval mode."""
+        net = copy.deepcopy(self.template)
+        state = {name: t[k].detach().clone() for name, t in {**self.params, **self.buffers}.items()}
+        net.load_state_dict(state)
+        return net.eval()
+
+    @torch.no_grad()
+    def copy_from(self, k: int) -> None:
+        """Give every candidate candidate k's weights, statistics and momentum."""
+        tensors = list(self.params.values()) + list(self.buffers.values())
+        tensors += [s["momentum_buffer"] for s in self.optimizer.state.values() if s.get("momentum_buffer") is not None]
+        for t in tensors:
+            t.copy_(t[k].clone().expand_as(t))
+
+    def state_dict(self) -> dict:
+        return {"params": {n: t.detach().clone() for n, t in self.params.items()},
+                "buffers": {n: t.clone() for n, t in self.buffers.items()},
+                "optimizer": self.optimizer.state_dict()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        for name, t in {**self.params, **self.buffers}.items():
+            t.copy_(state["params"][name] if name in self.params else state["buffers"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class LoopCandidates:
+    """The same M candidates as ordinary modules, run one after another (the baseline)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, count: int, lr: float = 0.1,
+                 momentum: float = 0.9, weight_decay: float = 5e-4):
+        _check_count(count)
+        self.count = count
+        template = Network(copy.deepcopy(backbone), copy.deepcopy(head))
+        self.networks = [copy.deepcopy(template) for _ in range(count)]
+        self.optimizer = torch.optim.SGD([p for net in self.networks for p in net.parameters()], lr=lr,
+                                         momentum=momentum, weight_decay=weight_decay)
+
+    def cosines(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net.train()(images) for net in self.networks])
+
+    step = StackedCandidates.step
+    set_lr = StackedCandidates.set_lr
+
+    def network(self, k: int) -> Network:
+        return copy.deepcopy(self.networks[k]).eval()
+
+    @torch.no_grad()
+    def copy_from(self, k: int) -> None:
+        best = self.networks[k]
+        for net in self.networks:
+            if net is best:
+                continue
+            net.load_state_dict(best.state_dict())
+            for p, q in zip(net.parameters(), best.parameters()):
+                source = self.optimizer.state.get(q, {}).get("momentum_buffer")
+                if source is not None:
+                    self.optimizer.state[p]["momentum_buffer"] = source.clone()
+
+    def state_dict(self) -> dict:
+        return {"networks": [net.state_dict() for net in self.networks], "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for net, s in zip(self.networks, state["networks"]):
+            net.load_state_dict(s)
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+ENGINES = {"stacked": StackedCandidates, "loop": LoopCandidates}
+
+
+def make_candidates(engine: str, backbone: nn.Module, head: nn.Module, count: int, **sgd):
+    """``engine`` is ``"stacked"`` (one batched computation) or ``"loop"`` (one after another)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    return ENGINES[engine](backbone, head, count, **sgd)
+
+
+def _check_count(count) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"the number of candidates must be an integer >= 1, got {count!r}")

@@ -1,0 +1,170 @@
+r"""The search loop shared by Search-Softmax, Random-Softmax and AM-LFS.
+
+Every epoch:
+
+1. the policy draws M samples, one loss per candidate (:mod:`frbook.search.spaces`);
+2. the M candidates, all holding the same weights, train for ``steps_per_epoch`` steps on the
+   same batches, each under its own loss (:mod:`frbook.search.candidates`);
+3. each candidate's reward is measured by ``reward(backbone)``: the caller's validation
+   accuracy, on identities that are neither trained on nor tested on;
+4. ``method="search"`` moves the policy's mean by REINFORCE on the normalised rewards
+   (:mod:`frbook.search.policy`); ``method="random"`` (Random-Softmax) leaves it where it is;
+5. the best candidate's weights, statistics and momentum are copied to all of them.
+
+The state after each epoch (weights, optimiser, policy, the sampler's random state, the history)
+can be saved to ``state_path``; a search started again with the same path resumes after the last
+saved epoch and ends exactly where an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import write_atomic
+from ..train.loop import batches_forever, warmup_cosine
+from ..utils import pick_device
+from .candidates import Network, make_candidates
+from .policy import GaussianPolicy, normalise_rewards
+
+METHODS = ("search", "random")
+
+
+@dataclass
+class SearchSettings:
+    """Every setting of a search, with Search-Softmax's values where the paper gives one.
+
+    ``candidates`` (M = 8 in the official script), ``sigma`` 0.2, ``policy_lr`` 0.05 and
+    ``betas`` (0.5, 0.999) are the paper's; the training settings default to this book's
+    CPU protocol (the paper trains 20 epochs of CASIA-WebFace with SGD at lr 0.1, weight decay
+    1e-4, steps at epochs 4, 8, 10). The learning rate follows :func:`frbook.train.fit`'s warm-up
+    and cosine over the whole search, ``epochs * steps_per_epoch`` steps.
+    """
+
+    method: str = "search"
+    candidates: int = 8
+    epochs: int = 20
+    steps_per_epoch: int = 100
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_steps: int = 0
+    sigma: float = 0.2
+    policy_lr: float = 0.05
+    betas: tuple = (0.5, 0.999)
+    engine: str = "stacked"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        for name in ("candidates", "epochs", "steps_per_epoch", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.betas = tuple(self.betas)
+
+
+@dataclass
+class SearchResult:
+    """The searched network (the best candidate of the last epoch) and one record per epoch."""
+
+    network: Network
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def backbone(self):
+        return self.network.backbone
+
+    def column(self, name: str) -> list:
+        return [record[name] for record in self.history]
+
+
+def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], float], settings: SearchSettings,
+           device=None, state_path: str | Path | None = None, stop_after: int | None = None,
+           progress: bool = True) -> SearchResult:
+    """Search a loss in ``space`` while training ``backbone`` and ``head`` on ``data``.
+
+    Args:
+        data: training data with ``loader`` (SynthFaces) or a re-iterable of batches, as for
+            :func:`frbook.train.fit`.
+        reward: maps a candidate's backbone (eval mode) to its reward, e.g. its verification
+            accuracy on validation identities. Never the test set: the search would tune the
+            loss to it (one of the official code's mistakes).
+        state_path: save the state there after every epoch, and resume from it if it exists.
+        stop_after: stop after this many epochs in all (to test resuming, or to split a long search).
+    """
+    device = pick_device(device)
+    s = settings
+    candidates = make_candidates(s.engine, backbone.to(device), head.to(device), s.candidates,
+                                 lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    policy = GaussianPolicy(space.initial_mean(), sigma=s.sigma, lr=s.policy_lr, betas=s.betas)
+    sampler = torch.Generator().manual_seed(s.seed)
+    history: list[dict] = []
+    identity = {"settings": asdict(s), "space": space.settings()}
+    if state_path is not None and Path(state_path).exists():
+        state = torch.load(state_path, weights_only=False, map_location=device)
+        if {k: state[k] for k in identity} != identity:
+            raise ValueError(f"{state_path} holds the state of another search ({state['settings']}, "
+                             f"{state['space']}); delete it, or save this search elsewhere")
+        candidates.load_state_dict(state["candidates"])
+        policy.load_state_dict(state["policy"])
+        sampler.set_state(state["sampler"])
+        history = state["history"]
+
+    total = s.epochs * s.steps_per_epoch
+    first = len(history)
+    last = s.epochs if stop_after is None else min(s.epochs, stop_after)
+    batches = islice(batches_forever(data, s.batch_size, s.seed), first * s.steps_per_epoch, None)
+    bar = tqdm(total=(last - first) * s.steps_per_epoch, disable=not progress, unit="step",
+               desc=f"{s.method} ({s.candidates} candidates)")
+    for epoch in range(first, last):
+        start = time.perf_counter()
+        mean_before = policy.mean.detach().clone()
+        samples = policy.sample(s.candidates, sampler)
+        loss_sums = torch.zeros(s.candidates, dtype=torch.float64)
+        for i in range(s.steps_per_epoch):
+            step = epoch * s.steps_per_epoch + i
+            candidates.set_lr(s.lr * warmup_cosine(step, s.warmup_steps, total))
+            _, (images, labels) = next(batches)
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            losses = space.losses(candidates.cosines(images), labels, samples.to(device))
+            candidates.step(losses)
+            loss_sums += losses.detach().double().cpu()
+            bar.update(1)
+        rewards = torch.tensor([_safe_reward(reward, candidates.network(k).backbone)
+                                for k in range(s.candidates)], dtype=torch.float64)
+        normalised = normalise_rewards(rewards)
+        if s.method == "search":
+            policy.update(samples, normalised)
+        best = int(rewards.argmax())
+        candidates.copy_from(best)
+        history.append({
+            "epoch": epoch + 1, "samples": samples.tolist(),
+            "losses": [space.describe(x) for x in samples],
+            "train_loss": (loss_sums / s.steps_per_epoch).tolist(),
+            "rewards": rewards.tolist(), "normalised_rewards": normalised.tolist(), "best": best,
+            "policy_mean_before": mean_before.tolist(), "policy_mean": policy.mean.detach().tolist(),
+            "seconds": time.perf_counter() - start,
+        })
+        bar.set_postfix(epoch=epoch + 1, best_reward=f"{rewards.max():.4f}")
+        if state_path is not None:
+            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(Path(state_path), {**identity, "candidates": candidates.state_dict(), "policy": policy.state_dict(),
+                         "sampler": sampler.get_state(), "history": history})
+    bar.close()
+    return SearchResult(network=candidates.network(0), history=history)
+
+
+def _safe_reward(reward, backbone) -> float:
+    """A candidate whose loss diverged (non-finite weights) gets reward 0, below any accuracy."""
+    if not all(torch.isfinite(p).all() for p in backbone.parameters()):
+        return 0.0
+    value = float(reward(backbone))
+    return value if value == value else 0.0
