@@ -1,0 +1,121 @@
+"""How much faster is a search step when the M candidates run as one computation?
+
+    python benchmarks/bench_search.py                 # CPU: M = 4 and 8, two network sizes
+    python benchmarks/bench_search.py --device cuda   # GPU: also iResNet-18 at 112x112
+
+A search step is what one epoch of :func:`frbook.search.search` costs per training step: M
+candidates, each with its own loss, one SGD step each on the same batch. Both engines of
+:mod:`frbook.search.candidates` run it on the same pre-rendered batches, alternately, in one run:
+
+* **loop**: M ordinary networks, one after another (what M sequential trainings cost);
+* **stacked**: the M networks as stacked tensors, one ``vmap``-ed ``functional_call``.
+
+The ratio is stacked time / loop time (below 1: stacked is faster). Each engine gets ``--warmup``
+steps, then ``--repeats`` timed blocks of ``--steps`` steps, interleaved loop/stacked so a change
+in the machine's load hits both; the median block is reported. Results go to
+``benchmarks/results/search_speed_<device>.json`` with the device, torch version and commit.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from frbook import models
+from frbook.heads import CosineClassifier
+from frbook.provenance import device_name, git_commit
+from frbook.search import SearchSoftmaxSpace, make_candidates
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+CASES = [  # (label, model, params, size, channels, batch, classes)
+    ("protocol", "small_cnn", {"embedding_dim": 64}, 32, 1, 128, 400),  # chapter 7's search_cpu.yaml
+    ("tiny", "small_cnn", {"embedding_dim": 32, "width": 8}, 32, 1, 32, 100),
+]
+GPU_CASES = CASES + [("iresnet18_112", "iresnet18", {"embedding_dim": 512}, 112, 3, 64, 1000)]
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_block(engine, space, samples, data, steps, device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        images, labels = data[i % len(data)]
+        engine.step(space.losses(engine.cosines(images), labels, samples))
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--candidates", type=int, nargs="+", default=[4, 8], help="values of M (default: 4 8)")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per timed block (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed blocks per engine (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--output", type=Path, default=None, help="JSON path (default: results/search_speed_<device>.json)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    space = SearchSoftmaxSpace(s=30.0)
+    rows = []
+    for label, name, params, size, channels, batch, classes in (GPU_CASES if device.type == "cuda" else CASES):
+        g = torch.Generator().manual_seed(0)
+        data = [(torch.rand(batch, channels, size, size, generator=g).to(device),
+                 torch.randint(0, classes, (batch,), generator=g).to(device)) for _ in range(2)]
+        for m in args.candidates:
+            torch.manual_seed(0)
+            backbone = models.get(name, in_channels=channels, input_size=size, **params)
+            head = CosineClassifier(backbone.embedding_dim, classes)
+            samples = (1.0 + 0.2 * torch.randn(m, 1, generator=g, dtype=torch.float64)).to(device)
+            engines = {kind: make_candidates(kind, backbone.to(device), head.to(device), m) for kind in ("loop", "stacked")}
+            times = {kind: [] for kind in engines}
+            for kind, engine in engines.items():
+                time_block(engine, space, samples, data, args.warmup, device)
+            for _ in range(args.repeats):
+                for kind, engine in engines.items():
+                    times[kind].append(time_block(engine, space, samples, data, args.steps, device))
+            row = {"case": label, "model": name, "params": params, "size": size, "channels": channels,
+                   "batch": batch, "classes": classes, "candidates": m,
+                   **{f"{kind}_seconds_per_step": statistics.median(t) for kind, t in times.items()},
+                   **{f"{kind}_seconds_all": t for kind, t in times.items()}}
+            row["stacked_over_loop"] = round(row["stacked_seconds_per_step"] / row["loop_seconds_per_step"], 3)
+            rows.append(row)
+            print(f"{label:>14} M={m}: loop {row['loop_seconds_per_step']:.3f} s/step, stacked "
+                  f"{row['stacked_seconds_per_step']:.3f} s/step, ratio {row['stacked_over_loop']:.2f}", flush=True)
+            del engines
+
+    commit, dirty = git_commit()
+    report = {
+        "command": " ".join(["python benchmarks/bench_search.py"] + (argv if argv is not None else sys.argv[1:])),
+        "device": device_name(device), "torch_version": torch.__version__,
+        "num_threads": torch.get_num_threads(), "steps": args.steps, "repeats": args.repeats,
+        "what": "seconds per search training step (M candidates, one SGD step each, same batch); "
+                "ratio = stacked (vmap) / loop (one after another); the goal is <= 0.4",
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit, "git_dirty": dirty, "results": rows,
+    }
+    output = args.output or RESULTS / f"search_speed_{device.type}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
