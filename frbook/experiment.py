@@ -261,3 +261,33 @@ def summarise(results: list[dict], metric: str) -> dict[str, dict]:
         table.setdefault(r["label"], []).append(float(value))
     return {label: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
                     "n": len(v), "values": v} for label, v in table.items()}
+
+
+def paired_difference(results: list[dict], first: str, second: str, metric: str = "accuracy") -> dict:
+    """``first`` minus ``second`` on ``metric``, seed by seed, with a paired t-test.
+
+    Runs with the same seed share their initial weights and batch order, so the per-seed
+    difference removes that shared luck; its mean over seeds, over its standard error, is
+    Student's t with n - 1 degrees of freedom. Returns the differences, their mean and standard
+    deviation (ddof=1), t and the two-sided p-value (NaN with fewer than two seeds or no spread).
+    """
+    from scipy import stats
+
+    by_seed = {label: {r["seed"]: r for r in results if r["label"] == label} for label in (first, second)}
+    for label, runs in by_seed.items():
+        if not runs:
+            raise ValueError(f"no results labelled {label!r}")
+    seeds = sorted(set(by_seed[first]) & set(by_seed[second]))
+    if not seeds:
+        raise ValueError(f"{first!r} and {second!r} share no seed, so they cannot be paired")
+    values = {label: summarise([by_seed[label][s] for s in seeds], metric)[label]["values"] for label in by_seed}
+    differences = np.subtract(values[first], values[second])
+    n = len(differences)
+    std = float(np.std(differences, ddof=1)) if n > 1 else float("nan")
+    if n > 1 and std > 0:
+        t, p = stats.ttest_rel(values[first], values[second])
+    else:
+        t = p = float("nan")
+    return {"first": first, "second": second, "metric": metric, "seeds": seeds,
+            "differences": differences.tolist(), "mean": float(differences.mean()), "std": std,
+            "t": float(t), "p": float(p), "n": n}
