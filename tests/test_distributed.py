@@ -200,3 +200,43 @@ def test_two_process_sharded_run_resumes_exactly(tmp_path):
         assert torch.equal(a["training"]["ranks"][rank]["head"]["weight"], b["training"]["ranks"][rank]["head"]["weight"])
     shards = [a["training"]["ranks"][r]["head"]["weight"].shape[0] for r in range(2)]
     assert shards == [6, 6]  # 12 classes over two ranks
+
+
+# -- loss function search: candidates shared by the processes ------------------------------------
+def _search_setup():
+    from frbook import search
+
+    torch.manual_seed(0)
+    backbone = models.get("small_cnn", embedding_dim=8, in_channels=1, input_size=16, width=4)
+    head = CosineClassifier(8, 12)
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.rand(8, 1, 16, 16, generator=g), torch.randint(0, 12, (8,), generator=g)) for _ in range(3)]
+    settings = search.SearchSettings(candidates=4, epochs=2, steps_per_epoch=2, batch_size=8, engine="loop", seed=0)
+
+    def reward(b):  # deterministic and different between candidates
+        return float(sum(p.detach().double().sum() for p in b.parameters()))
+
+    return search, backbone, head, data, reward, settings
+
+
+def _search_worker(rank, world_size, port, out):
+    join_group(rank, world_size, port)
+    search, backbone, head, data, reward, settings = _search_setup()
+    result = search.search(backbone, head, search.SearchSoftmaxSpace(s=10.0), data, reward, settings, progress=False)
+    if rank == 0:
+        torch.save({"history": result.history, "network": result.network.state_dict()}, out)
+
+
+def test_two_process_search_matches_one_process(tmp_path):
+    """Two processes with two candidates each make the same search as one process with four."""
+    torch.set_num_threads(1)
+    search, backbone, head, data, reward, settings = _search_setup()
+    alone = search.search(backbone, head, search.SearchSoftmaxSpace(s=10.0), data, reward, settings, progress=False)
+    launch(_search_worker, 2, free_port(), tmp_path / "two.pt")
+    two = torch.load(tmp_path / "two.pt", weights_only=False)
+    for mine, theirs in zip(alone.history, two["history"]):
+        assert mine["samples"] == theirs["samples"] and mine["best"] == theirs["best"]
+        assert mine["rewards"] == pytest.approx(theirs["rewards"], rel=1e-9)
+        assert mine["policy_mean"] == pytest.approx(theirs["policy_mean"], rel=1e-9)
+    for name, value in alone.network.state_dict().items():
+        assert torch.allclose(value.float(), two["network"][name].float(), atol=1e-6), name

@@ -83,24 +83,29 @@ class StackedCandidates:
         net.load_state_dict(state)
         return net.eval()
 
-    @torch.no_grad()
     def copy_from(self, k: int) -> None:
         """Give every candidate candidate k's weights, statistics and momentum."""
-        tensors = list(self.params.values()) + list(self.buffers.values())
-        tensors += [s["momentum_buffer"] for s in self.optimizer.state.values() if s.get("momentum_buffer") is not None]
-        for t in tensors:
-            t.copy_(t[k].clone().expand_as(t))
-
-    def state_dict(self) -> dict:
-        return {"params": {n: t.detach().clone() for n, t in self.params.items()},
-                "buffers": {n: t.clone() for n, t in self.buffers.items()},
-                "optimizer": self.optimizer.state_dict()}
+        self.fill(self.export(k))
 
     @torch.no_grad()
-    def load_state_dict(self, state: dict) -> None:
+    def export(self, k: int) -> dict:
+        """Candidate k as ``{"network": state_dict, "momentum": {parameter name: buffer}}``: the
+        same format for both engines, so a state saved by one can be loaded by the other."""
+        momentum = {}
+        for name, p in self.params.items():
+            buffer = self.optimizer.state.get(p, {}).get("momentum_buffer")
+            if buffer is not None:
+                momentum[name] = buffer[k].clone()
+        return {"network": {n: t[k].clone() for n, t in {**self.params, **self.buffers}.items()}, "momentum": momentum}
+
+    @torch.no_grad()
+    def fill(self, state: dict) -> None:
+        """Make every candidate the one ``state`` describes (see :meth:`export`)."""
         for name, t in {**self.params, **self.buffers}.items():
-            t.copy_(state["params"][name] if name in self.params else state["buffers"][name])
-        self.optimizer.load_state_dict(state["optimizer"])
+            t.copy_(state["network"][name].expand_as(t))
+        for name, p in self.params.items():
+            if name in state["momentum"]:
+                self.optimizer.state[p]["momentum_buffer"] = state["momentum"][name].expand_as(p).clone()
 
 
 class LoopCandidates:
@@ -124,25 +129,23 @@ class LoopCandidates:
     def network(self, k: int) -> Network:
         return copy.deepcopy(self.networks[k]).eval()
 
+    copy_from = StackedCandidates.copy_from
+
     @torch.no_grad()
-    def copy_from(self, k: int) -> None:
-        best = self.networks[k]
+    def export(self, k: int) -> dict:
+        net = self.networks[k]
+        momentum = {name: self.optimizer.state[p]["momentum_buffer"].clone()
+                    for name, p in net.named_parameters()
+                    if self.optimizer.state.get(p, {}).get("momentum_buffer") is not None}
+        return {"network": {n: t.clone() for n, t in net.state_dict().items()}, "momentum": momentum}
+
+    @torch.no_grad()
+    def fill(self, state: dict) -> None:
         for net in self.networks:
-            if net is best:
-                continue
-            net.load_state_dict(best.state_dict())
-            for p, q in zip(net.parameters(), best.parameters()):
-                source = self.optimizer.state.get(q, {}).get("momentum_buffer")
-                if source is not None:
-                    self.optimizer.state[p]["momentum_buffer"] = source.clone()
-
-    def state_dict(self) -> dict:
-        return {"networks": [net.state_dict() for net in self.networks], "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for net, s in zip(self.networks, state["networks"]):
-            net.load_state_dict(s)
-        self.optimizer.load_state_dict(state["optimizer"])
+            net.load_state_dict(state["network"])
+            for name, p in net.named_parameters():
+                if name in state["momentum"]:
+                    self.optimizer.state[p]["momentum_buffer"] = state["momentum"][name].clone()
 
 
 ENGINES = {"stacked": StackedCandidates, "loop": LoopCandidates}

@@ -11,9 +11,14 @@ Every epoch:
    (:mod:`frbook.search.policy`); ``method="random"`` (Random-Softmax) leaves it where it is;
 5. the best candidate's weights, statistics and momentum are copied to all of them.
 
-The state after each epoch (weights, optimiser, policy, the sampler's random state, the history)
-can be saved to ``state_path``; a search started again with the same path resumes after the last
+After step 5 the candidates are identical, so the state of a search between epochs is one
+network, its momentum, the policy, the sampler's random state and the history. It can be saved to
+``state_path`` after each epoch; a search started again with the same path resumes after the last
 saved epoch and ends exactly where an uninterrupted one would.
+
+Under ``torchrun`` (several processes, e.g. one per GPU) each process trains ``M / world size``
+of the candidates on the same batches; the rewards are gathered, every process makes the same
+policy update, and the best candidate is broadcast from the process that holds it.
 """
 from __future__ import annotations
 
@@ -24,11 +29,12 @@ from itertools import islice
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from ..checkpoint import write_atomic
+from ..train.distributed import gather_objects, setup
 from ..train.loop import batches_forever, warmup_cosine
-from ..utils import pick_device
 from .candidates import Network, make_candidates
 from .policy import GaussianPolicy, normalise_rewards
 
@@ -100,12 +106,17 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
         state_path: save the state there after every epoch, and resume from it if it exists.
         stop_after: stop after this many epochs in all (to test resuming, or to split a long search).
     """
-    device = pick_device(device)
+    world = setup(device)
+    device = world.device
     s = settings
-    candidates = make_candidates(s.engine, backbone.to(device), head.to(device), s.candidates,
+    if s.candidates % world.size:
+        raise ValueError(f"{s.candidates} candidates cannot be shared equally by {world.size} processes")
+    per_rank = s.candidates // world.size
+    mine = slice(world.rank * per_rank, (world.rank + 1) * per_rank)  # this process's candidates
+    candidates = make_candidates(s.engine, backbone.to(device), head.to(device), per_rank,
                                  lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
     policy = GaussianPolicy(space.initial_mean(), sigma=s.sigma, lr=s.policy_lr, betas=s.betas)
-    sampler = torch.Generator().manual_seed(s.seed)
+    sampler = torch.Generator().manual_seed(s.seed)  # the same seed everywhere: every rank draws the same samples
     history: list[dict] = []
     identity = {"settings": asdict(s), "space": space.settings()}
     if state_path is not None and Path(state_path).exists():
@@ -113,7 +124,7 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
         if {k: state[k] for k in identity} != identity:
             raise ValueError(f"{state_path} holds the state of another search ({state['settings']}, "
                              f"{state['space']}); delete it, or save this search elsewhere")
-        candidates.load_state_dict(state["candidates"])
+        candidates.fill(state["candidate"])
         policy.load_state_dict(state["policy"])
         sampler.set_state(state["sampler"])
         history = state["history"]
@@ -122,44 +133,55 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
     first = len(history)
     last = s.epochs if stop_after is None else min(s.epochs, stop_after)
     batches = islice(batches_forever(data, s.batch_size, s.seed), first * s.steps_per_epoch, None)
-    bar = tqdm(total=(last - first) * s.steps_per_epoch, disable=not progress, unit="step",
+    bar = tqdm(total=(last - first) * s.steps_per_epoch, disable=not (progress and world.is_main), unit="step",
                desc=f"{s.method} ({s.candidates} candidates)")
     for epoch in range(first, last):
         start = time.perf_counter()
         mean_before = policy.mean.detach().clone()
         samples = policy.sample(s.candidates, sampler)
-        loss_sums = torch.zeros(s.candidates, dtype=torch.float64)
+        loss_sums = torch.zeros(per_rank, dtype=torch.float64)
         for i in range(s.steps_per_epoch):
             step = epoch * s.steps_per_epoch + i
             candidates.set_lr(s.lr * warmup_cosine(step, s.warmup_steps, total))
             _, (images, labels) = next(batches)
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            losses = space.losses(candidates.cosines(images), labels, samples.to(device))
+            losses = space.losses(candidates.cosines(images), labels, samples[mine].to(device))
             candidates.step(losses)
             loss_sums += losses.detach().double().cpu()
             bar.update(1)
-        rewards = torch.tensor([_safe_reward(reward, candidates.network(k).backbone)
-                                for k in range(s.candidates)], dtype=torch.float64)
+        local_rewards = [_safe_reward(reward, candidates.network(k).backbone) for k in range(per_rank)]
+        rewards = torch.tensor(sum(gather_objects(local_rewards, world), []), dtype=torch.float64)
+        train_loss = sum(gather_objects((loss_sums / s.steps_per_epoch).tolist(), world), [])
         normalised = normalise_rewards(rewards)
         if s.method == "search":
             policy.update(samples, normalised)
         best = int(rewards.argmax())
-        candidates.copy_from(best)
+        candidates.fill(_share(candidates, best, per_rank, world))
         history.append({
             "epoch": epoch + 1, "samples": samples.tolist(),
-            "losses": [space.describe(x) for x in samples],
-            "train_loss": (loss_sums / s.steps_per_epoch).tolist(),
+            "losses": [space.describe(x) for x in samples], "train_loss": train_loss,
             "rewards": rewards.tolist(), "normalised_rewards": normalised.tolist(), "best": best,
             "policy_mean_before": mean_before.tolist(), "policy_mean": policy.mean.detach().tolist(),
             "seconds": time.perf_counter() - start,
         })
         bar.set_postfix(epoch=epoch + 1, best_reward=f"{rewards.max():.4f}")
-        if state_path is not None:
+        if state_path is not None and world.is_main:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(Path(state_path), {**identity, "candidates": candidates.state_dict(), "policy": policy.state_dict(),
-                         "sampler": sampler.get_state(), "history": history})
+            write_atomic(Path(state_path), {**identity, "candidate": candidates.export(0), "policy": policy.state_dict(),
+                                            "sampler": sampler.get_state(), "history": history})
     bar.close()
     return SearchResult(network=candidates.network(0), history=history)
+
+
+def _share(candidates, best: int, per_rank: int, world) -> dict:
+    """Candidate ``best`` (a global index) as exported by the process that holds it, on every process."""
+    owner, local = divmod(best, per_rank)
+    state = candidates.export(local if world.rank == owner else 0)  # elsewhere: same shapes, overwritten
+    if world.distributed:
+        for part in ("network", "momentum"):
+            for name in sorted(state[part]):
+                dist.broadcast(state[part][name], src=owner)
+    return state
 
 
 def _safe_reward(reward, backbone) -> float:
