@@ -13,6 +13,7 @@ import hashlib
 import json
 import resource
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import yaml
 from . import losses, models
 from .data import identity_splits
 from .data.noise import NoisyLabels
-from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, verify
+from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, tar_at_far, verify
 from .heads import make_head
 from .tml import FusedModel, TransformerMetricLoss
 from .provenance import REPO, provenance, write_json_atomic
@@ -31,7 +32,7 @@ from .utils import pick_device, seed_everything
 
 # Keys added after results were first written, with the value that means "as before": left at that
 # value they stay out of the protocol's fingerprint, so older result files still match.
-NEUTRAL = {"data": {"label_noise": 0.0}, "eval": {"every": 0}}
+NEUTRAL = {"data": {"label_noise": 0.0}, "eval": {"every": 0, "all_pairs_fars": []}}
 
 # The keys a comparison config may have, with their defaults: anything else is a typo.
 DEFAULTS = {
@@ -41,7 +42,7 @@ DEFAULTS = {
              "channels": 1, "difficulty": 0.5, "seed": 0, "label_noise": 0.0},
     "model": {"name": "small_cnn", "embedding_dim": 64},
     "train": {"steps": 600, "batch_size": 128, "lr": 0.1, "warmup_steps": 0, "weight_decay": 5e-4},
-    "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4], "every": 0},
+    "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4], "every": 0, "all_pairs_fars": []},
     "seeds": [0, 1, 2],
     "losses": {},
 }
@@ -59,6 +60,8 @@ def load_config(path: str | Path) -> dict:
     for label in config["losses"]:
         name, params, train, tml = split_loss_spec(config, label)
         merge(config["train"], train, where=f"{path}: losses: {label}: train")
+        if search_spec(config, label, where=str(path)) is not None:
+            continue
         losses.get(name, **params)  # fails now, with the loss's own message, not after hours
         if tml is not None:
             try:
@@ -80,12 +83,31 @@ def split_loss_spec(config: dict, label: str) -> tuple[str, dict, dict, dict | N
     those parameters of :class:`frbook.tml.TransformerMetricLoss`.
     """
     spec = dict(config["losses"][label] or {})
+    spec.pop("search", None)  # a searched loss: see search_spec
     name = spec.pop("loss", label)
     train = spec.pop("train", None) or {}
     tml = spec.pop("tml", None)
     if tml is not None and not isinstance(tml, dict):
         raise ValueError(f"losses: {label}: tml must be a mapping of parameters (weight, depth, ...), got {tml!r}")
     return name, spec, train, tml
+
+
+def search_spec(config: dict, label: str, where: str = "") -> dict | None:
+    """The search settings of an entry ``{search: {method: search, candidates: 4, ...}}``, checked
+    and completed with :data:`frbook.search.run.SEARCH_DEFAULTS`; None for a fixed loss.
+
+    Such an entry is not one loss but a loss search (Search-Softmax, Random-Softmax, AM-LFS) that
+    trains under the same protocol; see :mod:`frbook.search.run`."""
+    spec = config["losses"][label] or {}
+    if "search" not in spec:
+        return None
+    from .search.run import check_search_entry  # the search builds on this module
+
+    extra = sorted(set(spec) - {"search", "train"})
+    if extra:
+        raise ValueError(f"{where}: losses: {label}: a search entry takes only 'search' and 'train', "
+                         f"not {', '.join(extra)}")
+    return check_search_entry(config, spec["search"] or {}, where=f"{where}: losses: {label}: search")
 
 
 def _build(config: dict, name: str, params: dict, tml: dict | None, num_classes: int):
@@ -123,6 +145,13 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
     """Train one loss with one seed under the config's protocol and evaluate it on test identities."""
     device = pick_device(device)
     name, spec, train_overrides, tml = split_loss_spec(config, label)
+    searched = search_spec(config, label)
+    if searched is not None:
+        from .search.run import run_search
+
+        return run_search(config, label, seed, device=device, entry=searched, progress=progress,
+                          train=merge(config["train"], train_overrides, where=label),
+                          state_path=REPO / "runs" / "search" / config["name"] / f"{label}-seed{seed}-{protocol_hash(config)}.pt")
     train, val, test = make_splits(config, device)
 
     seed_everything(seed)
@@ -172,10 +201,38 @@ def evaluate_test(model, test, config: dict, device) -> dict:
     report = verify(embeddings, pairs=pairs, fars=tuple(config["eval"]["fars"]))
     gallery, probe = split_gallery_probe(labels, gallery_per_class=1, seed=0)
     rank1 = rank_k_accuracy(embeddings[gallery], labels[gallery], embeddings[probe], labels[probe], k=1)
-    return {"accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
-            "eer": report.eer,
-            "tar_at_far": {f"{far:g}": report.tar[far]["conservative"] for far in config["eval"]["fars"]},
-            "rank1": rank1}
+    metrics = {"accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
+               "eer": report.eer,
+               "tar_at_far": {f"{far:g}": report.tar[far]["conservative"] for far in config["eval"]["fars"]},
+               "rank1": rank1}
+    if config["eval"]["all_pairs_fars"]:
+        metrics["all_pairs"] = all_pairs_metrics(embeddings, labels, config["eval"]["all_pairs_fars"])
+    return metrics
+
+
+# The FARs at which a result file keeps its all-pairs ROC curve (for plots).
+ROC_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+
+
+def all_pairs_metrics(embeddings, labels, fars) -> dict:
+    """TAR at each FAR over every pair of test images, and the ROC curve on :data:`ROC_GRID`.
+
+    The balanced pairs of :func:`evaluate_test` hold a few thousand impostor pairs, too few to
+    measure a FAR of 1e-4 (one impostor in ten thousand). Every pair of 1,000 faces of 100
+    identities gives about 4,500 genuine and 495,000 impostor pairs, enough down to about 1e-5.
+    Scores are cosine similarities; TARs are the conservative reading (FAR at most the target).
+    """
+    e = torch.nn.functional.normalize(torch.as_tensor(np.asarray(embeddings), dtype=torch.float64), dim=1)
+    labels = torch.as_tensor(np.asarray(labels))
+    i, j = torch.triu_indices(len(e), len(e), offset=1)
+    scores = (e[i] * e[j]).sum(1).numpy()
+    issame = (labels[i] == labels[j]).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a grid FAR below 1 / impostors reads as FAR = 0; counts are kept
+        curve = [tar_at_far(scores, issame, far) for far in ROC_GRID]
+    return {"tar_at_far": {f"{far:g}": tar_at_far(scores, issame, far) for far in fars},
+            "roc": {"far": list(ROC_GRID), "tar": curve},
+            "genuine_pairs": int(issame.sum()), "impostor_pairs": int((~issame).sum())}
 
 
 def _peak_memory(device, reset: bool = False) -> int:

@@ -98,3 +98,42 @@ def test_paired_difference_matches_a_hand_computed_t_test():
     assert out["p"] == pytest.approx(0.0572, abs=2e-4)  # two-sided, t = 4 with 2 degrees of freedom
     with pytest.raises(ValueError, match="no results labelled 'c'"):
         paired_difference(results, "a", "c")
+
+
+def test_a_comparison_can_hold_a_search(tmp_path):
+    config = dict(TINY, seeds=[0], losses={"normface": {"s": 10},
+                                           "searched": {"search": {"s": 10, "candidates": 2, "epochs": 1}}})
+    paths = compare(write(tmp_path, config), out_dir=tmp_path / "out", progress=False)
+    searched = json.loads((tmp_path / "out" / "searched-seed0.json").read_text())
+    fixed = json.loads((tmp_path / "out" / "normface-seed0.json").read_text())
+    assert len(paths) == 2 and searched["protocol"] == fixed["protocol"]
+    assert len(searched["history"]) == 1 and len(searched["history"][0]["samples"]) == 2
+    assert searched["metrics"]["train_seconds"] > 0 and 0 <= searched["metrics"]["accuracy"] <= 1
+    bad = dict(config, losses={"searched": {"search": {"epochs": 1}, "s": 10}})
+    with pytest.raises(ValueError, match="a search entry takes only 'search' and 'train'"):
+        load_config(write(tmp_path, bad))
+    bad = dict(config, losses={"searched": {"search": {"epochs": 1, "sigma": -1}}})
+    with pytest.raises(ValueError, match="losses: searched: search: sigma must be a positive number"):
+        load_config(write(tmp_path, bad))
+
+
+def test_all_pairs_tar_matches_brute_force():
+    import numpy as np
+
+    from frbook.experiment import all_pairs_metrics
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(20), 5)
+    centres = rng.normal(size=(20, 8))
+    embeddings = centres[labels] + 0.9 * rng.normal(size=(100, 8))
+    out = all_pairs_metrics(embeddings, labels, fars=[1e-2, 1e-3])
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    i, j = np.triu_indices(100, k=1)
+    scores, same = (unit[i] * unit[j]).sum(1), labels[i] == labels[j]
+    genuine, impostor = scores[same], scores[~same]
+    assert out["genuine_pairs"] == len(genuine) == 20 * 10 and out["impostor_pairs"] == len(impostor)
+    for far in (1e-2, 1e-3):
+        # Conservative reading: the best TAR over thresholds whose FAR does not exceed the target.
+        best = max((genuine >= t).mean() for t in np.append(scores, np.inf) if (impostor >= t).mean() <= far)
+        assert out["tar_at_far"][f"{far:g}"] == pytest.approx(best)
+    assert out["roc"]["tar"] == sorted(out["roc"]["tar"]) and out["roc"]["tar"][-1] == 1.0

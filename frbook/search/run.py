@@ -12,13 +12,17 @@ Each entry trains for the protocol's ``train.steps`` in all, split into ``epochs
 ``steps // epochs`` steps, so a search costs M trainings of the same length as one compared loss.
 The reward is verification accuracy on the validation identities; the test identities are used
 once, to evaluate the searched network, exactly as a compared loss is evaluated.
+
+A comparison config may also hold a search among its losses, as ``LABEL: {search: {...}}`` with
+the same keys (:func:`frbook.experiment.search_spec`), so one ``experiment compare`` runs fixed and
+searched losses alike.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
-import torch
 import yaml
 
 from .. import models
@@ -46,24 +50,29 @@ def load_search_config(path: str | Path) -> dict:
     config = merge(CONFIG_DEFAULTS, raw, where=str(path))
     if not searches:
         raise ValueError(f"{path}: 'searches' is empty; e.g. 'search_softmax: {{method: search, candidates: 4}}'")
-    config["searches"] = {label: merge(SEARCH_DEFAULTS, spec or {}, where=f"{path}: searches: {label}")
+    config["searches"] = {label: check_search_entry(config, spec or {}, where=f"{path}: searches: {label}")
                           for label, spec in searches.items()}
-    for label in config["searches"]:
-        try:
-            _space(config, label), _settings(config, label, seed=0)
-        except ValueError as exc:
-            raise ValueError(f"{path}: searches: {label}: {exc}") from None
     config["name"] = config["name"] or path.stem
     return config
 
 
-def _space(config: dict, label: str):
-    e = config["searches"][label]
-    return make_space(e["space"], s=e["s"], mode=e["mode"], mean=e["mean"], pieces=e["pieces"])
+def check_search_entry(config: dict, entry: dict, where: str) -> dict:
+    """One search entry completed with :data:`SEARCH_DEFAULTS`; its space and settings are built
+    now, so a mistake fails before any training, with ``where`` in the message."""
+    entry = merge(SEARCH_DEFAULTS, entry, where=where)
+    try:
+        _space(entry), _settings(entry, config["train"], seed=0)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return entry
 
 
-def _settings(config: dict, label: str, seed: int) -> SearchSettings:
-    e, t = config["searches"][label], config["train"]
+def _space(entry: dict):
+    return make_space(entry["space"], s=entry["s"], mode=entry["mode"], mean=entry["mean"], pieces=entry["pieces"])
+
+
+def _settings(entry: dict, train: dict, seed: int) -> SearchSettings:
+    e, t = entry, train
     if t["steps"] < e["epochs"]:
         raise ValueError(f"train.steps ({t['steps']}) must be at least the number of epochs ({e['epochs']})")
     return SearchSettings(method=e["method"], candidates=e["candidates"], epochs=e["epochs"],
@@ -72,23 +81,27 @@ def _settings(config: dict, label: str, seed: int) -> SearchSettings:
                           policy_lr=e["policy_lr"], betas=tuple(e["betas"]), engine=e["engine"], seed=seed)
 
 
-def run_search(config: dict, label: str, seed: int, device=None, state_path=None, progress=False) -> dict:
-    """Search with one seed under the config's protocol; evaluate the searched network on the test identities."""
+def run_search(config: dict, label: str, seed: int, device=None, state_path=None, progress=False,
+               entry: dict | None = None, train: dict | None = None) -> dict:
+    """Search with one seed under the config's protocol; evaluate the searched network on the test
+    identities. ``entry`` and ``train`` default to the config's ``searches: label`` and ``train``."""
     device = pick_device(device)
-    train, val, test = make_splits(config, device)
+    entry = entry if entry is not None else config["searches"][label]
+    train_settings = train if train is not None else config["train"]
+    train_data, val, test = make_splits(config, device)
     seed_everything(seed)
     m = config["model"]
     backbone = models.get(m["name"], embedding_dim=m["embedding_dim"], in_channels=config["data"]["channels"],
                           input_size=config["data"]["size"])
-    head = CosineClassifier(backbone.embedding_dim, train.num_classes)
+    head = CosineClassifier(backbone.embedding_dim, train_data.num_classes)
     validation = held_out_accuracy(val, device)
-    settings = _settings(config, label, seed)
-    result = search(backbone, head, _space(config, label), train, lambda b: validation(b)["val_accuracy"],
+    settings = _settings(entry, train_settings, seed)
+    result = search(backbone, head, _space(entry), train_data, lambda b: validation(b)["val_accuracy"],
                     settings, device=device, state_path=state_path, progress=progress)
     metrics = evaluate_test(result.backbone, test, config, device)
-    metrics["search_seconds"] = sum(result.column("seconds"))
-    return {"label": label, "loss": config["searches"][label]["space"], "search": config["searches"][label],
-            "settings": settings.__dict__ | {"betas": list(settings.betas)}, "seed": seed, "metrics": metrics,
+    metrics["train_seconds"] = metrics["search_seconds"] = sum(result.column("seconds"))
+    return {"label": label, "loss": entry["space"], "search": entry, "train": train_settings,
+            "settings": asdict(settings) | {"betas": list(settings.betas)}, "seed": seed, "metrics": metrics,
             "history": result.history}
 
 
