@@ -18,11 +18,8 @@ in the machine's load hits both; the median block is reported. Results go to
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +27,7 @@ import torch
 
 from frbook import models
 from frbook.heads import CosineClassifier
-from frbook.provenance import device_name, git_commit
+from frbook.provenance import benchmark_report
 from frbook.search import SearchSoftmaxSpace, make_candidates
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -99,17 +96,11 @@ def main(argv=None) -> dict:
                   f"{row['stacked_seconds_per_step']:.3f} s/step, ratio {row['stacked_over_loop']:.2f}", flush=True)
             del engines
 
-    commit, dirty = git_commit()
-    report = {
-        "command": " ".join(["python benchmarks/bench_search.py"] + (argv if argv is not None else sys.argv[1:])),
-        "device": device_name(device), "torch_version": torch.__version__,
-        "num_threads": torch.get_num_threads(), "steps": args.steps, "repeats": args.repeats,
-        "what": "seconds per search training step (M candidates, one SGD step each, same batch); "
-                "ratio = stacked (vmap) / loop (one after another); the goal is <= 0.4",
-        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit, "git_dirty": dirty, "results": rows,
-    }
+    report = benchmark_report(
+        "benchmarks/bench_search.py", argv, device,
+        "seconds per search training step (M candidates, one SGD step each, same batch); "
+        "ratio = stacked (vmap) / loop (one after another); the goal is <= 0.4",
+        rows, steps=args.steps, repeats=args.repeats)
     output = args.output or RESULTS / f"search_speed_{device.type}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

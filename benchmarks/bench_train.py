@@ -22,10 +22,7 @@ step rate, over the GPU's dense bf16/fp16 peak. Results go to
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +32,7 @@ import torch
 from frbook import losses, models
 from frbook.data import SynthFaces
 from frbook.heads import CosineClassifier
-from frbook.provenance import device_name, git_commit
+from frbook.provenance import benchmark_report
 from frbook.train.config import load_config
 from frbook.train.trainer import Trainer
 
@@ -190,16 +187,10 @@ def main(argv=None) -> dict:
                   f"{row['baseline_images_per_second']:8.1f} img/s; "
                   + "; ".join(f"{label} x{row[f'trainer_{label}_ratio']:.2f}" for label in variants), flush=True)
 
-    commit, dirty = git_commit()
-    report = {
-        "command": " ".join(["python benchmarks/bench_train.py"] + (argv if argv is not None else sys.argv[1:])),
-        "device": device_name(device), "torch_version": torch.__version__,
-        "num_threads": torch.get_num_threads(), "warmup": warmup,
-        "what": "training-step throughput (images/s) on pre-rendered batches; ratio = trainer / baseline",
-        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit, "git_dirty": dirty, "results": rows,
-    }
+    report = benchmark_report(
+        "benchmarks/bench_train.py", argv, device,
+        "training-step throughput (images/s) on pre-rendered batches; ratio = trainer / baseline", rows,
+        warmup=warmup)
     output = args.output or RESULTS / f"train_speed_{device.type}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

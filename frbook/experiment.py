@@ -277,7 +277,15 @@ def compare(config_path: str | Path, out_dir: str | Path | None = None, only: li
     unknown = sorted(set(labels) - set(config["losses"]))
     if unknown:
         raise ValueError(f"not in {config_path}: {', '.join(unknown)}; its losses: {', '.join(config['losses'])}")
-    fingerprint = protocol_hash(config)
+    return run_each(config, labels, out_dir, protocol_hash(config),
+                    lambda label, seed: run_one(config, label, seed, device=device, progress=progress),
+                    device=device, progress=progress)
+
+
+def run_each(config: dict, labels: list[str], out_dir: Path, fingerprint: str, run, device=None,
+             progress: bool = True) -> list[Path]:
+    """For every label and seed, ``run(label, seed)`` unless ``<out_dir>/<label>-seed<k>.json``
+    already holds a run of this protocol; write each result with the protocol and provenance."""
     paths = []
     for label in labels:
         for seed in config["seeds"]:
@@ -287,7 +295,7 @@ def compare(config_path: str | Path, out_dir: str | Path | None = None, only: li
                 continue
             if progress:
                 print(f"[{config['name']}] {label}, seed {seed} ...", flush=True)
-            result = run_one(config, label, seed, device=device, progress=progress)
+            result = run(label, seed)
             result.update(protocol=fingerprint, config=config, provenance=provenance(pick_device(device)))
             write_json_atomic(path, result)
             if progress:

@@ -69,3 +69,18 @@ def write_json_atomic(path: str | Path, record: dict) -> Path:
     tmp.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def benchmark_report(script: str, argv: list[str] | None, device, what: str, rows: list[dict], **settings) -> dict:
+    """A benchmark's JSON record: the command, the device and torch, the settings, what is
+    measured, the machine's load (the machine is shared: a high load means noisy times), the
+    date, the commit, and the result rows."""
+    commit, dirty = git_commit()
+    return {
+        "command": " ".join([f"python {script}"] + (argv if argv is not None else sys.argv[1:])),
+        "device": device_name(device), "torch_version": torch.__version__,
+        "num_threads": torch.get_num_threads(), **settings, "what": what,
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit, "git_dirty": dirty, "results": rows,
+    }

@@ -1,7 +1,6 @@
 """The gradient figures of chapter 6 and their widget, headless."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -19,16 +19,15 @@ searched losses alike.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
 from .. import models
-from ..experiment import DEFAULTS, evaluate_test, held_out_accuracy, make_splits, merge, protocol_hash
+from ..experiment import DEFAULTS, evaluate_test, held_out_accuracy, make_splits, merge, protocol_hash, run_each
 from ..heads import CosineClassifier
-from ..provenance import REPO, provenance, write_json_atomic
+from ..provenance import REPO
 from ..utils import pick_device, seed_everything
 from .search import SearchSettings, search
 from .spaces import make_space
@@ -100,6 +99,8 @@ def run_search(config: dict, label: str, seed: int, device=None, state_path=None
                     settings, device=device, state_path=state_path, progress=progress)
     metrics = evaluate_test(result.backbone, test, config, device)
     metrics["train_seconds"] = metrics["search_seconds"] = sum(result.column("seconds"))
+    if state_path is not None:  # finished and evaluated: nothing left to resume
+        Path(state_path).unlink(missing_ok=True)
     return {"label": label, "loss": entry["space"], "search": entry, "train": train_settings,
             "settings": asdict(settings) | {"betas": list(settings.betas)}, "seed": seed, "metrics": metrics,
             "history": result.history}
@@ -125,23 +126,12 @@ def run_config(config_path: str | Path, out_dir: str | Path | None = None, only:
     if unknown:
         raise ValueError(f"not in {config_path}: {', '.join(unknown)}; its searches: {', '.join(config['searches'])}")
     fingerprint = search_hash(config)
-    paths = []
-    for label in labels:
-        for seed in config["seeds"]:
-            path = out_dir / f"{label}-seed{seed}.json"
-            paths.append(path)
-            if path.exists() and json.loads(path.read_text()).get("protocol") == fingerprint:
-                continue
-            if progress:
-                print(f"[{config['name']}] {label}, seed {seed} ...", flush=True)
-            state = state_dir / f"{label}-seed{seed}-{fingerprint}.pt"
-            result = run_search(config, label, seed, device=device, state_path=state, progress=progress)
-            result.update(protocol=fingerprint, config=config, provenance=provenance(pick_device(device)))
-            write_json_atomic(path, result)
-            state.unlink(missing_ok=True)
-            if progress:
-                print(f"    accuracy {result['metrics']['accuracy']:.4f}  ->  {path}", flush=True)
-    return paths
+
+    def run(label, seed):
+        state = state_dir / f"{label}-seed{seed}-{fingerprint}.pt"
+        return run_search(config, label, seed, device=device, state_path=state, progress=progress)
+
+    return run_each(config, labels, out_dir, fingerprint, run, device=device, progress=progress)
 
 
 __all__ = ["load_search_config", "run_config", "run_search", "search_hash"]

@@ -44,7 +44,7 @@ def setup(device=None) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1 and not dist.is_initialized():
         return World(device=pick_device(device))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device)
     if device.type == "cuda":
         # One GPU per process: cuda:LOCAL_RANK unless the config names a device index.
