@@ -388,3 +388,17 @@ def test_search_command_writes_results_and_skips_finished_runs(tmp_path, capsys)
 def test_bad_search_configs_are_named(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         search_run.load_search_config(write(tmp_path, {**copy.deepcopy(TINY), **change}))
+
+
+def test_learning_rate_schedules():
+    """The paper's steps (divide by 10 after epochs 4, 8, 10) and the book's warm-up and cosine."""
+    step = search.SearchSettings(epochs=12, steps_per_epoch=10, lr=0.1)
+    assert (step.schedule, step.milestones, step.weight_decay) == ("step", (4, 8, 10), 1e-4)
+    rates = [step.lr_at(i) for i in range(120)]
+    assert rates[39] == pytest.approx(0.1) and rates[40] == pytest.approx(0.01)
+    assert rates[80] == pytest.approx(1e-3) and rates[119] == pytest.approx(1e-4)
+    cosine = search.SearchSettings(epochs=4, steps_per_epoch=10, lr=0.1, schedule="cosine", warmup_steps=5)
+    assert cosine.lr_at(0) == pytest.approx(0.02) and cosine.lr_at(4) == pytest.approx(0.1)
+    assert cosine.lr_at(39) < 1e-3
+    with pytest.raises(ValueError, match="schedule"):
+        search.SearchSettings(schedule="poly")

@@ -9,7 +9,8 @@ protocol) with a ``searches`` section instead of ``losses``::
       random_softmax: {method: random, space: search_softmax, candidates: 4, epochs: 8}
 
 Each entry trains for the protocol's ``train.steps`` in all, split into ``epochs`` epochs of
-``steps // epochs`` steps, so a search costs M trainings of the same length as one compared loss.
+``steps // epochs`` steps, with the protocol's learning rate, weight decay and warm-up-and-cosine
+schedule, so a search costs M trainings of the same length and schedule as one compared loss.
 The reward is verification accuracy on the validation identities; the test identities are used
 once, to evaluate the searched network, exactly as a compared loss is evaluated.
 
@@ -76,7 +77,8 @@ def _settings(entry: dict, train: dict, seed: int) -> SearchSettings:
         raise ValueError(f"train.steps ({t['steps']}) must be at least the number of epochs ({e['epochs']})")
     return SearchSettings(method=e["method"], candidates=e["candidates"], epochs=e["epochs"],
                           steps_per_epoch=t["steps"] // e["epochs"], batch_size=t["batch_size"], lr=t["lr"],
-                          weight_decay=t["weight_decay"], warmup_steps=t["warmup_steps"], sigma=e["sigma"],
+                          weight_decay=t["weight_decay"], schedule="cosine", warmup_steps=t["warmup_steps"],
+                          sigma=e["sigma"],
                           policy_lr=e["policy_lr"], betas=tuple(e["betas"]), engine=e["engine"], seed=seed)
 
 

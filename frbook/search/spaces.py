@@ -6,7 +6,7 @@ vector into a loss and evaluates the losses of M candidates at once, on their st
 
 * :class:`SearchSoftmaxSpace` (Wang et al., ICML 2020): one number, the modulating factor
   ``a = -|x|`` (``"local"``) or ``a = -|x| exp(s / 3)`` (``"global"``, the official code's
-  default mode), used as in :class:`frbook.losses.SearchSoftmax`.
+  other mode, and this library's default), used as in :class:`frbook.losses.SearchSoftmax`.
 * :class:`AMLFSSpace` (Li et al., ICCV 2019): 2M numbers, the slopes and intercepts of a
   piecewise-linear map of the target cosine or probability (:class:`frbook.losses.AMLFS`),
   centred on the identity map.
