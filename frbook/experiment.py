@@ -149,9 +149,9 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
     if searched is not None:
         from .search.run import run_search
 
+        state = REPO / "runs" / "search" / config["name"] / f"{label}-seed{seed}-{protocol_hash(config)}.pt"
         return run_search(config, label, seed, device=device, entry=searched, progress=progress,
-                          train=merge(config["train"], train_overrides, where=label),
-                          state_path=REPO / "runs" / "search" / config["name"] / f"{label}-seed{seed}-{protocol_hash(config)}.pt")
+                          train=merge(config["train"], train_overrides, where=label), state_path=state)
     train, val, test = make_splits(config, device)
 
     seed_everything(seed)
