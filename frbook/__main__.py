@@ -10,6 +10,7 @@ Commands grow with the book; each has its own ``--help``:
              SynthFaces (InsightFace protocol)
   data pack  pack an image folder (one folder per identity) into InsightFace's .rec/.idx/property
   data bin   write LFW's pairs.txt protocol as an InsightFace verification .bin
+  data lfw-crops  a smaller copy of LFW (centre crops), e.g. to carry to a GPU machine
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _compare(args) -> int:
     from frbook.experiment import compare
 
     paths = compare(args.config, out_dir=args.out, only=args.only, device=args.device,
-                    progress=not args.quiet)
+                    progress=not args.quiet, folds=args.folds)
     print(f"{len(paths)} result files in {paths[0].parent if paths else args.out}")
     return 0
 
@@ -166,6 +167,17 @@ def _data_bin(args) -> int:
     return 0
 
 
+def _data_lfw_crops(args) -> int:
+    from frbook.data import LFW, write_cropped_copy
+
+    lfw = LFW(args.lfw, channels=args.channels, crop=args.crop)
+    out = write_cropped_copy(lfw, args.out, quality=args.quality, progress=not args.quiet)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {len(lfw)} images of {lfw.num_classes} people ({args.crop}x{args.crop}, "
+          f"{size / 2**20:.1f} MiB) and pairs.txt to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m frbook", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -196,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", required=True, help="a comparison config, e.g. configs/compare_margins_cpu.yaml")
     c.add_argument("--out", default=None, help="result folder (default: book/results/<config name>)")
     c.add_argument("--only", nargs="+", default=None, metavar="LOSS", help="run only these losses of the config")
+    c.add_argument("--folds", nargs="+", type=int, default=None, metavar="K",
+                   help="LFW comparisons: run only these test folds of the config")
     c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     c.add_argument("--quiet", action="store_true", help="no progress output")
     c.set_defaults(run=_compare)
@@ -269,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.set_defaults(run=_eval)
 
-    p = commands.add_parser("data", help="convert face data (see 'data pack --help', 'data bin --help')")
+    p = commands.add_parser("data", help="convert face data (see 'data pack --help', 'data bin --help', 'data lfw-crops --help')")
     data = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = data.add_parser(
         "pack", help="pack an image folder into InsightFace's .rec/.idx/property",
@@ -299,6 +313,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quality", type=int, default=95, help="JPEG quality (default: %(default)s)")
     c.add_argument("--fold", type=int, default=None, help="only this fold, 0..9 (default: all 6000 pairs)")
     c.set_defaults(run=_data_bin)
+    c = data.add_parser(
+        "lfw-crops", help="write a smaller copy of LFW: centre crops, same layout and pairs.txt",
+        description="Copy an LFW-format folder (images + pairs.txt) with every image centre-cropped "
+                    "and re-encoded as JPEG, in the same layout. A config written for the original "
+                    "with the same crop (e.g. 'crop: 128') reads the copy unchanged. LFW's faces fill "
+                    "the middle of the 250x250 frame; 128x128 grey crops at quality 90 take 49 MB "
+                    "against the original's 142 MB.")
+    c.add_argument("--lfw", default=None, metavar="ROOT",
+                   help="the folder holding pairs.txt (default: $FRBOOK_DATA/lfw or ../shared/data/lfw)")
+    c.add_argument("out", help="the folder to write (it gets pairs.txt and lfw/<Name>/...)")
+    c.add_argument("--crop", type=int, default=128, help="centre crop side in pixels (default: %(default)s)")
+    c.add_argument("--channels", type=int, default=1, choices=[1, 3], help="(default: %(default)s)")
+    c.add_argument("--quality", type=int, default=90, help="JPEG quality (default: %(default)s)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(run=_data_lfw_crops)
     return parser
 
 

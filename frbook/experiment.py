@@ -5,9 +5,16 @@ the training budget and the evaluation, and lists the losses to compare. :func:`
 every (loss, seed) pair under that protocol and writes ``<out>/<label>-seed<k>.json`` with the
 metrics and the provenance of the run. A run whose file already exists for the same protocol is
 not repeated, so an interrupted comparison resumes where it stopped.
+
+The data are SynthFaces (``data.kind: synth``, the default: train, validation and test identities
+drawn apart) or LFW's "unrestricted, no outside data" protocol (``data.kind: lfw``): for each test
+fold k of ``folds``, train on every person outside folds k and k+1, choose nothing but a search's
+reward on fold k+1's 600 pairs (the validation fold), and test on fold k's 600 pairs; the result
+files are then ``<label>-fold<k>-seed<s>.json``.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -21,29 +28,36 @@ import torch
 import yaml
 
 from . import losses, models
-from .data import identity_splits
+from .data import LFW, identity_splits
+from .data.decoded import DecodedFaces, PairFaces, decode_all
 from .data.noise import NoisyLabels
 from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, tar_at_far, verify
 from .heads import make_head
 from .tml import FusedModel, TransformerMetricLoss
 from .provenance import REPO, provenance, write_json_atomic
 from .train import fit
+from .train.evaluation import interleave_fold
 from .utils import pick_device, seed_everything
 
 # Keys added after results were first written, with the value that means "as before": left at that
 # value they stay out of the protocol's fingerprint, so older result files still match.
-NEUTRAL = {"data": {"label_noise": 0.0}, "eval": {"every": 0, "all_pairs_fars": []}}
+NEUTRAL = {"data": {"label_noise": 0.0, "kind": "synth", "crop": None, "flip": False},
+           "train": {"precision": "fp32"}, "eval": {"every": 0, "all_pairs_fars": [], "flip": False}}
 
 # The keys a comparison config may have, with their defaults: anything else is a typo.
 DEFAULTS = {
     "name": None,
     "data": {"train_identities": 400, "val_identities": 50, "test_identities": 100,
              "images_per_identity": 20, "test_images_per_identity": 10, "size": 64,
-             "channels": 1, "difficulty": 0.5, "seed": 0, "label_noise": 0.0},
+             "channels": 1, "difficulty": 0.5, "seed": 0, "label_noise": 0.0,
+             # LFW (kind: lfw) reads only these and size, channels: the others are SynthFaces'
+             "kind": "synth", "path": None, "crop": None, "flip": False},
     "model": {"name": "small_cnn", "embedding_dim": 64},
-    "train": {"steps": 600, "batch_size": 128, "lr": 0.1, "warmup_steps": 0, "weight_decay": 5e-4},
-    "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4], "every": 0, "all_pairs_fars": []},
+    "train": {"steps": 600, "batch_size": 128, "lr": 0.1, "warmup_steps": 0, "weight_decay": 5e-4,
+              "precision": "fp32"},  # bf16: autocast for the backbone (GPU); heads stay in float32
+    "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4], "every": 0, "all_pairs_fars": [], "flip": False},
     "seeds": [0, 1, 2],
+    "folds": [0],  # LFW's test folds (data.kind: lfw)
     "losses": {},
 }
 
@@ -70,7 +84,31 @@ def load_config(path: str | Path) -> dict:
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path}: losses: {label}: tml: {exc}") from None
     config["name"] = config["name"] or path.stem
+    check_data(config, where=str(path))
     return config
+
+
+def check_data(config: dict, where: str) -> None:
+    """The data section's kind and, for LFW, its folds: wrong values fail before any training."""
+    d = config["data"]
+    if config["train"]["precision"] not in ("fp32", "bf16"):
+        raise ValueError(f"{where}: train: precision must be 'fp32' or 'bf16', got {config['train']['precision']!r}")
+    if d["kind"] not in ("synth", "lfw"):
+        raise ValueError(f"{where}: data: kind must be 'synth' or 'lfw', got {d['kind']!r}")
+    if d["kind"] == "synth":
+        if config.pop("folds") != DEFAULTS["folds"]:
+            raise ValueError(f"{where}: folds are LFW's test folds; SynthFaces (data.kind: synth) has none")
+    else:
+        folds = config["folds"]
+        if not folds or not all(isinstance(k, int) and 0 <= k < 10 for k in folds):
+            raise ValueError(f"{where}: folds must be a list of LFW test folds in 0..9, got {folds!r}")
+        if d["label_noise"] or config["eval"]["all_pairs_fars"]:
+            raise ValueError(f"{where}: label_noise and all_pairs_fars are SynthFaces settings; LFW has neither")
+
+
+def folds_of(config: dict) -> list:
+    """The test folds a comparison runs: LFW's, or [None] for SynthFaces (one split)."""
+    return list(config["folds"]) if config["data"]["kind"] == "lfw" else [None]  # check_data drops synth's
 
 
 def split_loss_spec(config: dict, label: str) -> tuple[str, dict, dict, dict | None]:
@@ -135,24 +173,26 @@ def merge(defaults: dict, given: dict, where: str) -> dict:
 
 def protocol_hash(config: dict) -> str:
     """A short fingerprint of everything but the list of losses and seeds: runs that share it are comparable."""
-    shared = {k: v for k, v in config.items() if k not in ("losses", "seeds", "name")}
+    shared = {k: v for k, v in config.items() if k not in ("losses", "seeds", "name", "folds")}
     for section, keys in NEUTRAL.items():
         shared[section] = {k: v for k, v in shared[section].items() if not (k in keys and v == keys[k])}
+    shared["data"] = {k: v for k, v in shared["data"].items() if k != "path"}  # where the data lives, not what
     return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def run_one(config: dict, label: str, seed: int, device=None, progress: bool = False) -> dict:
-    """Train one loss with one seed under the config's protocol and evaluate it on test identities."""
+def run_one(config: dict, label: str, seed: int, device=None, progress: bool = False, fold: int | None = None) -> dict:
+    """Train one loss with one seed under the config's protocol and evaluate it on test identities
+    (for LFW, on test fold ``fold``)."""
     device = pick_device(device)
     name, spec, train_overrides, tml = split_loss_spec(config, label)
     searched = search_spec(config, label)
     if searched is not None:
         from .search.run import run_search
 
-        state = REPO / "runs" / "search" / config["name"] / f"{label}-seed{seed}-{protocol_hash(config)}.pt"
+        state = REPO / "runs" / "search" / config["name"] / f"{run_name(label, seed, fold)}-{protocol_hash(config)}.pt"
         return run_search(config, label, seed, device=device, entry=searched, progress=progress,
-                          train=merge(config["train"], train_overrides, where=label), state_path=state)
-    train, val, test = make_splits(config, device)
+                          train=merge(config["train"], train_overrides, where=label), state_path=state, fold=fold)
+    train, val, test = make_splits(config, device, fold)
 
     seed_everything(seed)
     model, loss = _build(config, name, spec, tml, train.num_classes)
@@ -160,11 +200,12 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
     t = merge(config["train"], train_overrides, where=label)
     peak_before = _peak_memory(device, reset=True)
     start = time.perf_counter()
-    history = fit(model, head, loss, train, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
-                  warmup_steps=t["warmup_steps"], weight_decay=t["weight_decay"], seed=seed,
-                  device=device, progress=progress,
-                  evaluate=held_out_accuracy(val, device) if config["eval"]["every"] else None,
-                  evaluate_every=config["eval"]["every"])
+    with precision(t, device):
+        history = fit(model, head, loss, train, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"],
+                      warmup_steps=t["warmup_steps"], weight_decay=t["weight_decay"], seed=seed,
+                      device=device, progress=progress,
+                      evaluate=held_out_accuracy(val, device) if config["eval"]["every"] else None,
+                      evaluate_every=config["eval"]["every"])
     train_seconds = time.perf_counter() - start
     peak_after = _peak_memory(device)
 
@@ -174,16 +215,31 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
     if tml is not None:
         metrics["fused"] = evaluate_test(FusedModel(model, loss), test, config, device)
     return {
-        "label": label, "loss": name, "loss_params": loss.hparams(), "train": t, "seed": seed,
+        "label": label, "loss": name, "loss_params": loss.hparams(), "train": t, "seed": seed, "fold": fold,
         "metrics": metrics, "history": thin(history.records, 50),
     }
 
 
-def make_splits(config: dict, device) -> tuple:
-    """(train, validation, test) SynthFaces of the config's data section: disjoint identities;
+def precision(train: dict, device) -> contextlib.AbstractContextManager:
+    """The training's precision: bf16 autocast when ``train.precision`` says so (the backbone's
+    convolutions and matrix products in bf16; the heads compute their cosines in float32)."""
+    if train["precision"] == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def run_name(label: str, seed: int, fold: int | None) -> str:
+    """A run's file name (no suffix): ``<label>-seed<s>``, or ``<label>-fold<k>-seed<s>`` on LFW."""
+    return f"{label}-seed{seed}" if fold is None else f"{label}-fold{fold}-seed{seed}"
+
+
+def make_splits(config: dict, device, fold: int | None = None) -> tuple:
+    """(train, validation, test) of the config's data section. SynthFaces: disjoint identities;
     validation and test with ``test_images_per_identity`` images each, train with the label noise
-    the config asks for."""
+    the config asks for. LFW: :func:`lfw_splits` of test fold ``fold``."""
     d = config["data"]
+    if d["kind"] == "lfw":
+        return lfw_splits(config, fold, device)
     common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], device=device)
     train, _, _ = identity_splits(d["train_identities"], d["val_identities"], d["test_identities"],
                                   seed=d["seed"], images_per_identity=d["images_per_identity"], **common)
@@ -194,8 +250,52 @@ def make_splits(config: dict, device) -> tuple:
     return train, val, test
 
 
+_LFW_IMAGES: dict = {}  # decoded once per process: several runs of a comparison share them
+
+
+def lfw_splits(config: dict, fold: int, device) -> tuple:
+    """LFW unrestricted, no outside data, for test fold ``fold``: (train, validation, test).
+
+    The validation fold is the next one, ``(fold + 1) % 10``; pairs.txt's folds are
+    person-disjoint, so training on everyone outside both folds leaves the validation pairs (a
+    search's reward) and the test pairs unseen. Train: :class:`DecodedFaces` (random flips when
+    ``data.flip``); validation and test: :class:`PairFaces`. Everything sits on ``device``.
+    """
+    d = config["data"]
+    key = (d["path"], d["channels"], d["crop"], d["size"])
+    if key not in _LFW_IMAGES:
+        lfw = LFW(d["path"], channels=d["channels"], crop=d["crop"], size=d["size"])
+        _LFW_IMAGES[key] = lfw, decode_all(lfw)
+    lfw, images = _LFW_IMAGES[key]
+    images = images.to(device)
+    val_fold = (fold + 1) % lfw.num_folds
+    held_out = lfw.fold_identities(fold) | lfw.fold_identities(val_fold)
+    people = [name for name in lfw.identities if name not in held_out]
+    new_label = {lfw.identities.index(name): k for k, name in enumerate(people)}
+    old = lfw.labels.tolist()
+    items = [k for k, label in enumerate(old) if label in new_label]
+    train = DecodedFaces(images[items], [new_label[old[k]] for k in items], flip=d["flip"])
+    return train, _fold_pairs(images, lfw, val_fold), _fold_pairs(images, lfw, fold)
+
+
+def _fold_pairs(images, lfw: LFW, fold: int) -> PairFaces:
+    """One fold's 600 pairs, reordered so each of the ten contiguous sub-folds that verify's
+    accuracy cross-validates its threshold over holds 30 matched and 30 mismatched pairs (the
+    trainer's LFW evaluation does the same; pairs.txt lists a fold's matched pairs first)."""
+    i, j, issame = lfw.pairs(fold)
+    order, _ = interleave_fold(lfw.pairs(fold))
+    return PairFaces(images, (i[order], j[order], issame[order]))
+
+
 def evaluate_test(model, test, config: dict, device) -> dict:
-    """Verification (accuracy, AUC, EER, TAR@FAR, conservative reading) and rank-1 on the test identities."""
+    """Verification (accuracy, AUC, EER, TAR@FAR, conservative reading) and rank-1 on the test
+    identities; on LFW's test pairs (:class:`PairFaces`), verification alone."""
+    if isinstance(test, PairFaces):
+        embeddings, _ = embed(model, test, device=device, flip=config["eval"]["flip"])
+        report = verify(embeddings, pairs=test.pairs, fars=tuple(config["eval"]["fars"]))
+        return {"accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
+                "eer": report.eer, "pairs": len(test.pairs.i),
+                "tar_at_far": {f"{far:g}": report.tar[far]["conservative"] for far in config["eval"]["fars"]}}
     embeddings, labels = embed(model, test, device=device)
     pairs = make_pairs(labels, num_pairs=config["eval"]["num_pairs"], seed=0)
     report = verify(embeddings, pairs=pairs, fars=tuple(config["eval"]["fars"]))
@@ -258,7 +358,8 @@ def held_out_accuracy(val, device):
     (every pair they allow, balanced)."""
     def evaluate(model) -> dict:
         embeddings, labels = embed(model, val, device=device)
-        return {"val_accuracy": verify(embeddings, pairs=make_pairs(labels, seed=0), fars=()).accuracy}
+        pairs = val.pairs if isinstance(val, PairFaces) else make_pairs(labels, seed=0)
+        return {"val_accuracy": verify(embeddings, pairs=pairs, fars=()).accuracy}
     return evaluate
 
 
@@ -269,33 +370,43 @@ def thin(records: list[dict], keep: int) -> list[dict]:
 
 
 def compare(config_path: str | Path, out_dir: str | Path | None = None, only: list[str] | None = None,
-            device=None, progress: bool = True) -> list[Path]:
-    """Run every (loss, seed) of the config that has no result file yet; return all result paths."""
+            device=None, progress: bool = True, folds: list[int] | None = None) -> list[Path]:
+    """Run every (loss, seed) of the config (on LFW: every (loss, test fold, seed); ``folds``
+    restricts the folds) that has no result file yet; return all result paths."""
     config = load_config(config_path)
+    if folds is not None:
+        if config["data"]["kind"] != "lfw":
+            raise ValueError(f"{config_path}: --folds is for LFW comparisons (data.kind: lfw)")
+        unknown = sorted(set(folds) - set(config["folds"]))
+        if unknown:
+            raise ValueError(f"folds {unknown} are not in {config_path}; its folds: {config['folds']}")
+        config["folds"] = list(folds)
     out_dir = Path(out_dir or REPO / "book" / "results" / config["name"])
     labels = only or list(config["losses"])
     unknown = sorted(set(labels) - set(config["losses"]))
     if unknown:
         raise ValueError(f"not in {config_path}: {', '.join(unknown)}; its losses: {', '.join(config['losses'])}")
     return run_each(config, labels, out_dir, protocol_hash(config),
-                    lambda label, seed: run_one(config, label, seed, device=device, progress=progress),
+                    lambda label, seed, fold: run_one(config, label, seed, device=device, progress=progress, fold=fold),
                     device=device, progress=progress)
 
 
 def run_each(config: dict, labels: list[str], out_dir: Path, fingerprint: str, run, device=None,
              progress: bool = True) -> list[Path]:
-    """For every label and seed, ``run(label, seed)`` unless ``<out_dir>/<label>-seed<k>.json``
-    already holds a run of this protocol; write each result with the protocol and provenance."""
+    """For every label, test fold (LFW) and seed, ``run(label, seed, fold)`` unless its result file
+    (:func:`run_name`) already holds a run of this protocol; write each result with the protocol
+    and provenance."""
     paths = []
     for label in labels:
-        for seed in config["seeds"]:
-            path = out_dir / f"{label}-seed{seed}.json"
+        for fold, seed in [(fold, seed) for fold in folds_of(config) for seed in config["seeds"]]:
+            path = out_dir / f"{run_name(label, seed, fold)}.json"
             paths.append(path)
             if path.exists() and json.loads(path.read_text()).get("protocol") == fingerprint:
                 continue
             if progress:
-                print(f"[{config['name']}] {label}, seed {seed} ...", flush=True)
-            result = run(label, seed)
+                print(f"[{config['name']}] {label}, seed {seed}" + ("" if fold is None else f", test fold {fold}")
+                      + " ...", flush=True)
+            result = run(label, seed, fold)
             result.update(protocol=fingerprint, config=config, provenance=provenance(pick_device(device)))
             write_json_atomic(path, result)
             if progress:

@@ -38,11 +38,15 @@ class CosineClassifier(nn.Module):
         nn.init.normal_(self.weight, std=0.01)
 
     def subcenter_cosines(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """The cosine of every embedding with every centre, (B, C, K)."""
-        x = F.normalize(embeddings, dim=1)
-        w = F.normalize(self.weight, dim=1)
-        # Rounding can push a cosine a hair past +-1; arccos and sqrt downstream need it inside.
-        cos = (x @ w.t()).clamp(-1.0, 1.0)
+        """The cosine of every embedding with every centre, (B, C, K).
+
+        Always in the centres' precision (float32), also under autocast: bf16 keeps 3 significant
+        digits, and the margins work on cos near 1, where arccos is steepest."""
+        with torch.autocast(embeddings.device.type, enabled=False):
+            x = F.normalize(embeddings.to(self.weight.dtype), dim=1)
+            w = F.normalize(self.weight, dim=1)
+            # Rounding can push a cosine a hair past +-1; arccos and sqrt downstream need it inside.
+            cos = (x @ w.t()).clamp(-1.0, 1.0)
         return cos.view(cos.shape[0], self.num_classes, self.sub_centers)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
@@ -66,7 +70,8 @@ class LinearClassifier(nn.Module):
         return self.fc.weight
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.fc(embeddings)
+        with torch.autocast(embeddings.device.type, enabled=False):  # float32 logits, as the cosine head's
+            return self.fc(embeddings.to(self.fc.weight.dtype))
 
 
 def make_head(loss, embedding_dim: int, num_classes: int) -> nn.Module:

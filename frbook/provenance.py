@@ -19,14 +19,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def git_commit() -> tuple[str | None, bool]:
-    """The commit of the working tree and whether it had uncommitted changes (None outside git)."""
+    """The commit of the working tree and whether it had uncommitted changes (None outside git).
+
+    A copy of a clean checkout made without its ``.git`` (shipped to a GPU machine, say) names the
+    commit it was copied from in ``FRBOOK_GIT_COMMIT``; it is used when git cannot answer."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                                 text=True, timeout=10).stdout.strip() or None
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                                     capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        return None, False
+        commit, dirty = None, False
+    if commit is None and os.environ.get("FRBOOK_GIT_COMMIT"):
+        return os.environ["FRBOOK_GIT_COMMIT"], False
     return commit, dirty
 
 

@@ -17,7 +17,7 @@ Real sets are found by :func:`find_dataset` (an explicit path, ``$FRBOOK_DATA``,
 from .encoded import EncodedFaces, Pairs
 from .errors import CorruptFileError, DataNotFoundError
 from .folder import FileFaces, ImageFolderFaces
-from .lfw import LFW
+from .lfw import LFW, write_cropped_copy
 from .orl import ORL
 from .packed import RecFaces, pack, pack_folder, read_property
 from .root import find_dataset
@@ -28,5 +28,5 @@ __all__ = [
     "CorruptFileError", "DataNotFoundError", "EncodedFaces", "FileFaces", "ImageFolderFaces",
     "LFW", "ORL", "Pairs", "RecFaces", "SynthFaces", "VerificationBin", "find_dataset",
     "identity_splits", "pack", "pack_folder", "pairs_to_bin", "read_bin", "read_property",
-    "write_bin",
+    "write_bin", "write_cropped_copy",
 ]

@@ -26,7 +26,7 @@ from .errors import CorruptFileError
 from .folder import FileFaces
 from .root import find_dataset
 
-__all__ = ["LFW"]
+__all__ = ["LFW", "write_cropped_copy"]
 
 _HOW_TO_GET = ("LFW is at https://vis-www.cs.umass.edu/lfw/ (the images folder and pairs.txt); "
                "developers find it in ../shared/data/lfw.")
@@ -148,3 +148,30 @@ class LFW(FileFaces):
         keep = set(self.train_identities(test_fold))
         items = [k for k, lab in enumerate(self._labels.tolist()) if self.identities[lab] in keep]
         return self.subset(items)
+
+
+def write_cropped_copy(lfw: LFW, out, quality: int = 90, progress: bool = True) -> Path:
+    """Write ``lfw`` as a new LFW-format folder: ``out/pairs.txt`` and ``out/lfw/<Name>/<file>``,
+    every image centre-cropped (and resized) as ``lfw`` prepares it, re-encoded as JPEG.
+
+    Why: the face fills the middle of LFW's 250x250 frame, so a copy of 128x128 crops holds what a
+    model sees in about a third of the bytes (49 MB of grey JPEG at quality 90 instead of 142 MB),
+    small enough to carry to another machine. Reading the copy with the same ``crop`` is a no-op
+    crop, so a config written for the original (``crop: 128``) runs unchanged on the copy; only
+    the JPEG re-encoding differs.
+    """
+    from tqdm import tqdm
+
+    from .images import encode
+
+    out = Path(out).expanduser()
+    if out.resolve() == lfw.root.resolve():
+        raise ValueError(f"{out}: the copy must not overwrite the original")
+    (out / "lfw").mkdir(parents=True, exist_ok=True)
+    (out / "pairs.txt").write_bytes(lfw.pairs_file.read_bytes())
+    for k in tqdm(range(len(lfw)), desc="cropping LFW", unit="img", disable=not progress):
+        source = lfw.files[k]
+        target = out / "lfw" / source.parent.name / source.name
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(encode(lfw.image_uint8(k), "jpeg", quality))
+    return out

@@ -26,7 +26,8 @@ from pathlib import Path
 import yaml
 
 from .. import models
-from ..experiment import DEFAULTS, evaluate_test, held_out_accuracy, make_splits, merge, protocol_hash, run_each
+from ..experiment import (DEFAULTS, check_data, evaluate_test, held_out_accuracy, make_splits, merge,
+                          precision, protocol_hash, run_each, run_name)
 from ..heads import CosineClassifier
 from ..provenance import REPO
 from ..utils import pick_device, seed_everything
@@ -53,6 +54,7 @@ def load_search_config(path: str | Path) -> dict:
     config["searches"] = {label: check_search_entry(config, spec or {}, where=f"{path}: searches: {label}")
                           for label, spec in searches.items()}
     config["name"] = config["name"] or path.stem
+    check_data(config, where=str(path))
     return config
 
 
@@ -83,13 +85,13 @@ def _settings(entry: dict, train: dict, seed: int) -> SearchSettings:
 
 
 def run_search(config: dict, label: str, seed: int, device=None, state_path=None, progress=False,
-               entry: dict | None = None, train: dict | None = None) -> dict:
+               entry: dict | None = None, train: dict | None = None, fold: int | None = None) -> dict:
     """Search with one seed under the config's protocol; evaluate the searched network on the test
     identities. ``entry`` and ``train`` default to the config's ``searches: label`` and ``train``."""
     device = pick_device(device)
     entry = entry if entry is not None else config["searches"][label]
     train_settings = train if train is not None else config["train"]
-    train_data, val, test = make_splits(config, device)
+    train_data, val, test = make_splits(config, device, fold)
     seed_everything(seed)
     m = config["model"]
     backbone = models.get(m["name"], embedding_dim=m["embedding_dim"], in_channels=config["data"]["channels"],
@@ -97,14 +99,15 @@ def run_search(config: dict, label: str, seed: int, device=None, state_path=None
     head = CosineClassifier(backbone.embedding_dim, train_data.num_classes)
     validation = held_out_accuracy(val, device)
     settings = _settings(entry, train_settings, seed)
-    result = search(backbone, head, _space(entry), train_data, lambda b: validation(b)["val_accuracy"],
-                    settings, device=device, state_path=state_path, progress=progress)
+    with precision(train_settings, device):
+        result = search(backbone, head, _space(entry), train_data, lambda b: validation(b)["val_accuracy"],
+                        settings, device=device, state_path=state_path, progress=progress)
     metrics = evaluate_test(result.backbone, test, config, device)
     metrics["train_seconds"] = metrics["search_seconds"] = sum(result.column("seconds"))
     if state_path is not None:  # finished and evaluated: nothing left to resume
         Path(state_path).unlink(missing_ok=True)
     return {"label": label, "loss": entry["space"], "search": entry, "train": train_settings,
-            "settings": asdict(settings) | {"betas": list(settings.betas)}, "seed": seed, "metrics": metrics,
+            "settings": asdict(settings) | {"betas": list(settings.betas)}, "seed": seed, "fold": fold, "metrics": metrics,
             "history": result.history}
 
 
@@ -129,9 +132,9 @@ def run_config(config_path: str | Path, out_dir: str | Path | None = None, only:
         raise ValueError(f"not in {config_path}: {', '.join(unknown)}; its searches: {', '.join(config['searches'])}")
     fingerprint = search_hash(config)
 
-    def run(label, seed):
-        state = state_dir / f"{label}-seed{seed}-{fingerprint}.pt"
-        return run_search(config, label, seed, device=device, state_path=state, progress=progress)
+    def run(label, seed, fold):
+        state = state_dir / f"{run_name(label, seed, fold)}-{fingerprint}.pt"
+        return run_search(config, label, seed, device=device, state_path=state, progress=progress, fold=fold)
 
     return run_each(config, labels, out_dir, fingerprint, run, device=device, progress=progress)
 

@@ -25,10 +25,10 @@ import torch
 from ..data import LFW
 from ..eval import embed, evaluate, verify
 
-__all__ = ["make_evaluators", "lfw_fold_report"]
+__all__ = ["make_evaluators", "lfw_fold_report", "interleave_fold"]
 
 
-def _interleave_fold(pairs) -> tuple[np.ndarray, int]:
+def interleave_fold(pairs) -> tuple[np.ndarray, int]:
     """(an order of one LFW fold's pairs, a number of sub-folds) such that each sub-fold holds
     as many matched as mismatched pairs; pairs.txt lists a fold's matched pairs first."""
     same, diff = np.flatnonzero(pairs.issame), np.flatnonzero(~pairs.issame)
@@ -45,7 +45,7 @@ def lfw_fold_report(model, lfw: LFW, fold: int, flip: bool = True, batch_size: i
     items = np.unique(np.concatenate([pairs.i, pairs.j]))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(lfw, items.tolist()), batch_size=batch_size)
     embeddings, _ = embed(model, loader, device=device, flip=flip)
-    order, n_folds = _interleave_fold(pairs)
+    order, n_folds = interleave_fold(pairs)
     rows = (np.searchsorted(items, pairs.i[order]), np.searchsorted(items, pairs.j[order]), pairs.issame[order])
     return verify(embeddings, pairs=rows, n_folds=n_folds, fars=fars,
                   title=f"LFW fold {fold} ({len(order)} pairs), {'flip-sum' if flip else 'single'} embeddings")

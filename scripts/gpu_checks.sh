@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything this project runs on a lent GPU, as one call (the device time is short and a machine
+# starts bare): the CUDA tests, the LFW comparison at 112x112, and the GPU benchmarks.
+#
+#   python -m frbook data lfw-crops .lfw/lfw          # here: LFW's 128x128 crops, 49 MB, to carry
+#   FRBOOK_GIT_COMMIT=$(git rev-parse HEAD) OUT=runs/gpu bash scripts/gpu_checks.sh
+#
+# Results: $OUT/gpu_results.tgz (the comparison's result files, each job's log, the benchmarks'
+# JSON) and $OUT/log.txt. Unpack the archive at the repository root:
+#   tar xzf gpu_results.tgz   ->  book/results/compare_lfw_gpu/, benchmarks/results/*_cuda.json
+# LFW_LAUNCH and LFW_STOP (seconds) bound the comparison: no job starts after LFW_LAUNCH, and the
+# jobs still running at LFW_STOP are stopped (their results are not written; a later call resumes).
+set -u
+OUT=${OUT:-runs/gpu}
+LFW_LAUNCH=${LFW_LAUNCH:-120}
+LFW_STOP=${LFW_STOP:-330}
+export PYTHONUNBUFFERED=1 FRBOOK_DATA=${FRBOOK_DATA:-$PWD/.lfw}
+PY=${PY:-python3}
+STAGE=$(mktemp -d)  # mirrors the repository's layout, so the archive unpacks in place
+mkdir -p "$OUT" "$STAGE/book/results/compare_lfw_gpu" "$STAGE/benchmarks/results" "$STAGE/runs/gpu_logs"
+{
+    echo "== the machine"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+    $PY -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"
+    echo "== CUDA tests"
+    timeout 90 $PY -m pytest -q -p no:cacheprovider tests/test_synth.py -k cuda
+    echo "== LFW comparison (launch until ${LFW_LAUNCH} s, stop at ${LFW_STOP} s)"
+    $PY scripts/parallel_compare.py --config configs/compare_lfw_gpu.yaml --jobs 7 \
+        --folds 0 1 --launch-until "$LFW_LAUNCH" --stop-at "$LFW_STOP" \
+        --out "$STAGE/book/results/compare_lfw_gpu" --log-dir "$STAGE/runs/gpu_logs"
+    echo "== benchmarks"
+    timeout 60 $PY benchmarks/bench_search.py --device cuda --output "$STAGE/benchmarks/results/search_speed_cuda.json"
+    timeout 100 $PY benchmarks/bench_train.py --device cuda --only iresnet50 \
+        --output "$STAGE/benchmarks/results/train_speed_cuda.json"
+    timeout 30 $PY benchmarks/bench_synth.py --device cuda --quick --output "$STAGE/benchmarks/results/synth_speed_cuda.json"
+} 2>&1 | tee "$OUT/log.txt"
+tar czf "$OUT/gpu_results.tgz" -C "$STAGE" book benchmarks runs
+echo "wrote $OUT/gpu_results.tgz"

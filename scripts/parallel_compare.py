@@ -1,0 +1,103 @@
+"""Run the jobs of a comparison as parallel processes, within a time budget.
+
+    python scripts/parallel_compare.py --config configs/compare_lfw_gpu.yaml --jobs 7 \
+        --launch-until 300 --stop-at 420
+
+One job is one ``python -m frbook experiment compare --config C --only LOSS [--folds K]``: a
+process of its own, so several small trainings share one large GPU (one of them leaves most of an
+H100 idle). Jobs start in order (all losses of the first fold, then the next fold, the longest
+losses first within a fold), at most ``--jobs`` at a time; none starts after ``--launch-until``
+seconds, and any still running at ``--stop-at`` is stopped (its result is simply not written: the
+comparison resumes it next time). Each job's output goes to ``<log-dir>/<loss>-fold<K>.log``.
+
+Training times in the result files of runs that shared a device measure the shared device:
+compare them only with runs made the same way.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from frbook.experiment import folds_of, load_config, search_spec  # noqa: E402
+
+
+def job_list(config: dict, only, folds) -> list[tuple[str, int | None]]:
+    """(loss, fold) in launch order: fold by fold; searches (several trainings each) first."""
+    labels = only or list(config["losses"])
+    labels = sorted(labels, key=lambda label: search_spec(config, label) is None)  # stable: searches first
+    return [(label, fold) for fold in (folds or folds_of(config)) for label in labels]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="a comparison config")
+    parser.add_argument("--jobs", type=int, default=4, help="processes at a time (default: %(default)s)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="LOSS", help="only these losses")
+    parser.add_argument("--folds", nargs="+", type=int, default=None, metavar="K", help="LFW: only these folds")
+    parser.add_argument("--launch-until", type=float, default=float("inf"), metavar="S",
+                        help="start no job after S seconds")
+    parser.add_argument("--stop-at", type=float, default=float("inf"), metavar="S",
+                        help="stop the jobs still running after S seconds")
+    parser.add_argument("--out", default=None, help="result folder (default: the comparison's)")
+    parser.add_argument("--log-dir", default="runs/parallel_compare", help="(default: %(default)s)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+
+    config = load_config(args.config)
+    pending = job_list(config, args.only, args.folds)
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running, finished = {}, []
+    start = time.monotonic()
+    print(f"{len(pending)} jobs, {args.jobs} at a time", flush=True)
+    while pending or running:
+        now = time.monotonic() - start
+        while pending and len(running) < args.jobs and now < args.launch_until:
+            label, fold = pending.pop(0)
+            command = [sys.executable, "-m", "frbook", "experiment", "compare", "--config", args.config,
+                       "--only", label, "--quiet"]
+            command += ["--folds", str(fold)] if fold is not None else []
+            command += ["--out", args.out] if args.out else []
+            command += ["--device", args.device] if args.device else []
+            log = open(log_dir / f"{label}-fold{fold}.log", "w")
+            running[label, fold] = (subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT),
+                                    log, now)
+            print(f"[{now:6.0f} s] start {label}, fold {fold}", flush=True)
+        if now >= args.launch_until and pending:
+            print(f"[{now:6.0f} s] launch time over: {len(pending)} jobs not started", flush=True)
+            finished += [(job, "not started", 0.0) for job in pending]
+            pending = []
+        for job, (process, log, began) in list(running.items()):
+            if process.poll() is not None:
+                state = "done" if process.returncode == 0 else f"failed ({process.returncode})"
+            elif now >= args.stop_at:
+                process.terminate()
+                process.wait(30)
+                state = "stopped"
+            else:
+                continue
+            log.close()
+            del running[job]
+            finished.append((job, state, now - began))
+            print(f"[{now:6.0f} s] {state}: {job[0]}, fold {job[1]} ({now - began:.0f} s)", flush=True)
+        time.sleep(1)
+    failed = [job for job, state, _ in finished if state.startswith("failed")]
+    print(f"{sum(state == 'done' for _, state, _ in finished)} done, {len(failed)} failed, "
+          f"{sum(state in ('stopped', 'not started') for _, state, _ in finished)} stopped or not started "
+          f"in {time.monotonic() - start:.0f} s")
+    for label, fold in failed:
+        print(f"--- {label}, fold {fold}: the end of its log", file=sys.stderr)
+        print((log_dir / f"{label}-fold{fold}.log").read_text()[-3000:], file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
