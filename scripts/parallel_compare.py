@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="result folder (default: the comparison's)")
     parser.add_argument("--log-dir", default="runs/parallel_compare", help="(default: %(default)s)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--report-every", type=float, default=60, metavar="S",
+                        help="print the end of each running job's log every S seconds (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
         while pending and len(running) < args.jobs and now < args.launch_until:
             label, fold = pending.pop(0)
             command = [sys.executable, "-m", "frbook", "experiment", "compare", "--config", args.config,
-                       "--only", label, "--quiet"]
+                       "--only", label]
             command += ["--folds", str(fold)] if fold is not None else []
             command += ["--out", args.out] if args.out else []
             command += ["--device", args.device] if args.device else []
@@ -88,6 +90,11 @@ def main(argv=None) -> int:
             del running[job]
             finished.append((job, state, now - began))
             print(f"[{now:6.0f} s] {state}: {job[0]}, fold {job[1]} ({now - began:.0f} s)", flush=True)
+        if running and now // args.report_every != (now + 1) // args.report_every:
+            for (label, fold), (_, log, _) in running.items():
+                log.flush()
+                tail = (log_dir / f"{label}-fold{fold}.log").read_text(errors="replace")[-400:]
+                print(f"[{now:6.0f} s] {label}, fold {fold}: ...{tail.split(chr(13))[-1].strip()[-110:]}", flush=True)
         time.sleep(1)
     failed = [job for job, state, _ in finished if state.startswith("failed")]
     print(f"{sum(state == 'done' for _, state, _ in finished)} done, {len(failed)} failed, "
