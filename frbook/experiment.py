@@ -42,7 +42,7 @@ from .utils import pick_device, seed_everything
 # Keys added after results were first written, with the value that means "as before": left at that
 # value they stay out of the protocol's fingerprint, so older result files still match.
 NEUTRAL = {"data": {"label_noise": 0.0, "kind": "synth", "crop": None, "flip": False},
-           "train": {"precision": "fp32"}, "eval": {"every": 0, "all_pairs_fars": [], "flip": False}}
+           "train": {"precision": "fp32", "channels_last": False}, "eval": {"every": 0, "all_pairs_fars": [], "flip": False}}
 
 # The keys a comparison config may have, with their defaults: anything else is a typo.
 DEFAULTS = {
@@ -54,7 +54,8 @@ DEFAULTS = {
              "kind": "synth", "path": None, "crop": None, "flip": False},
     "model": {"name": "small_cnn", "embedding_dim": 64},
     "train": {"steps": 600, "batch_size": 128, "lr": 0.1, "warmup_steps": 0, "weight_decay": 5e-4,
-              "precision": "fp32"},  # bf16: autocast for the backbone (GPU); heads stay in float32
+              # GPU speed: bf16 autocast for the backbone (heads stay in float32), NHWC memory layout
+              "precision": "fp32", "channels_last": False},
     "eval": {"num_pairs": 6000, "fars": [1e-3, 1e-4], "every": 0, "all_pairs_fars": [], "flip": False},
     "seeds": [0, 1, 2],
     "folds": [0],  # LFW's test folds (data.kind: lfw)
@@ -198,6 +199,8 @@ def run_one(config: dict, label: str, seed: int, device=None, progress: bool = F
     model, loss = _build(config, name, spec, tml, train.num_classes)
     head = make_head(loss, model.embedding_dim, train.num_classes)
     t = merge(config["train"], train_overrides, where=label)
+    if t["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
     peak_before = _peak_memory(device, reset=True)
     start = time.perf_counter()
     with precision(t, device):
@@ -283,8 +286,8 @@ def _fold_pairs(images, lfw: LFW, fold: int) -> PairFaces:
     accuracy cross-validates its threshold over holds 30 matched and 30 mismatched pairs (the
     trainer's LFW evaluation does the same; pairs.txt lists a fold's matched pairs first)."""
     i, j, issame = lfw.pairs(fold)
-    order, _ = interleave_fold(lfw.pairs(fold))
-    return PairFaces(images, (i[order], j[order], issame[order]))
+    order, n_folds = interleave_fold(lfw.pairs(fold))
+    return PairFaces(images, (i[order], j[order], issame[order]), n_folds=n_folds)
 
 
 def evaluate_test(model, test, config: dict, device) -> dict:
@@ -292,7 +295,7 @@ def evaluate_test(model, test, config: dict, device) -> dict:
     identities; on LFW's test pairs (:class:`PairFaces`), verification alone."""
     if isinstance(test, PairFaces):
         embeddings, _ = embed(model, test, device=device, flip=config["eval"]["flip"])
-        report = verify(embeddings, pairs=test.pairs, fars=tuple(config["eval"]["fars"]))
+        report = verify(embeddings, pairs=test.pairs, n_folds=test.n_folds, fars=tuple(config["eval"]["fars"]))
         return {"accuracy": report.accuracy, "accuracy_std": report.accuracy_std, "auc": report.auc,
                 "eer": report.eer, "pairs": len(test.pairs.i),
                 "tar_at_far": {f"{far:g}": report.tar[far]["conservative"] for far in config["eval"]["fars"]}}
@@ -358,8 +361,9 @@ def held_out_accuracy(val, device):
     (every pair they allow, balanced)."""
     def evaluate(model) -> dict:
         embeddings, labels = embed(model, val, device=device)
-        pairs = val.pairs if isinstance(val, PairFaces) else make_pairs(labels, seed=0)
-        return {"val_accuracy": verify(embeddings, pairs=pairs, fars=()).accuracy}
+        if isinstance(val, PairFaces):
+            return {"val_accuracy": verify(embeddings, pairs=val.pairs, n_folds=val.n_folds, fars=()).accuracy}
+        return {"val_accuracy": verify(embeddings, pairs=make_pairs(labels, seed=0), fars=()).accuracy}
     return evaluate
 
 

@@ -5,6 +5,10 @@
 #   python -m frbook data lfw-crops .lfw/lfw          # here: LFW's 128x128 crops, 49 MB, to carry
 #   FRBOOK_GIT_COMMIT=$(git rev-parse HEAD) OUT=runs/gpu bash scripts/gpu_checks.sh
 #
+# Sized for one call of at most 10 minutes: one LFW fold of the seven entries (about 10 trainings'
+# steps at ~27 ms each on an H200). Two jobs at a time: on an H200, seven at a time ran no faster
+# in total than one, and a late job of a second fold would only slow the first fold's search.
+#
 # Results: $OUT/gpu_results.tgz (the comparison's result files, each job's log, the benchmarks'
 # JSON) and $OUT/log.txt. Unpack the archive at the repository root:
 #   tar xzf gpu_results.tgz   ->  book/results/compare_lfw_gpu/, benchmarks/results/*_cuda.json
@@ -12,8 +16,8 @@
 # jobs still running at LFW_STOP are stopped (their results are not written; a later call resumes).
 set -u
 OUT=${OUT:-runs/gpu}
-LFW_LAUNCH=${LFW_LAUNCH:-10}
-LFW_STOP=${LFW_STOP:-280}
+LFW_LAUNCH=${LFW_LAUNCH:-400}
+LFW_STOP=${LFW_STOP:-500}
 # One torch thread pool per job of a few threads: seven jobs of one thread per core each would
 # oversubscribe the cores, and torch's threads then spin against each other.
 export PYTHONUNBUFFERED=1 FRBOOK_DATA=${FRBOOK_DATA:-$PWD/.lfw} PYTHONPATH=$PWD OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -27,7 +31,7 @@ mkdir -p "$OUT" "$STAGE/book/results/compare_lfw_gpu" "$STAGE/benchmarks/results
     echo "== CUDA tests"
     timeout 90 $PY -m pytest -q -p no:cacheprovider tests/test_synth.py -k cuda
     echo "== LFW comparison (launch until ${LFW_LAUNCH} s, stop at ${LFW_STOP} s)"
-    $PY scripts/parallel_compare.py --config configs/compare_lfw_gpu.yaml --jobs 7 \
+    $PY scripts/parallel_compare.py --config configs/compare_lfw_gpu.yaml --jobs 2 \
         --folds ${LFW_FOLDS:-0} --launch-until "$LFW_LAUNCH" --stop-at "$LFW_STOP" \
         --out "$STAGE/book/results/compare_lfw_gpu" --log-dir "$STAGE/runs/gpu_logs"
     echo "== benchmarks"

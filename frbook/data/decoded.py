@@ -82,9 +82,11 @@ class PairFaces:
         images: ``uint8`` images of the whole set, (N, C, H, W).
         pairs: ``(i, j, issame)`` indexing ``images``, in the benchmark's order (kept, since the
             k-fold accuracy uses contiguous folds).
+        n_folds: the number of contiguous folds that accuracy's threshold is cross-validated over.
     """
 
-    def __init__(self, images: torch.Tensor, pairs):
+    def __init__(self, images: torch.Tensor, pairs, n_folds: int = 10):
+        self.n_folds = n_folds
         i, j, issame = (np.asarray(a) for a in pairs)
         self.items = np.unique(np.concatenate([i, j]))
         self.images = images[torch.as_tensor(self.items, device=images.device)]

@@ -63,7 +63,15 @@ class StackedCandidates:
     def cosines(self, images: torch.Tensor) -> torch.Tensor:
         """Every candidate's classifier output on the same batch, (M, B, C), in training mode."""
         self.skeleton.train()  # BatchNorm uses batch statistics and updates the stacked running ones
-        return self._forward(self.params, self.buffers, images)
+        try:
+            return self._forward(self.params, self.buffers, images)
+        except RuntimeError as exc:
+            if "inside of vmap" not in str(exc):
+                raise
+            # Seen with torch 2.11 on an H200 (2026-12-04): CUDA's BatchNorm asks for the memory
+            # format, which vmap does not support. The loop engine computes the same thing.
+            raise RuntimeError(f"the stacked engine cannot run this network here ({exc}); "
+                               "use engine='loop'") from exc
 
     def step(self, candidate_losses: torch.Tensor) -> None:
         """One SGD step of every candidate on its own loss (M,). The candidates share no tensor,

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
 import yaml
 
 from .. import models
@@ -97,6 +98,8 @@ def run_search(config: dict, label: str, seed: int, device=None, state_path=None
     backbone = models.get(m["name"], embedding_dim=m["embedding_dim"], in_channels=config["data"]["channels"],
                           input_size=config["data"]["size"])
     head = CosineClassifier(backbone.embedding_dim, train_data.num_classes)
+    if train_settings.get("channels_last"):
+        backbone = backbone.to(memory_format=torch.channels_last)
     validation = held_out_accuracy(val, device)
     settings = _settings(entry, train_settings, seed)
     with precision(train_settings, device):
