@@ -8,8 +8,8 @@ not repeated, so an interrupted comparison resumes where it stopped.
 
 The data are SynthFaces (``data.kind: synth``, the default: train, validation and test identities
 drawn apart) or LFW's "unrestricted, no outside data" protocol (``data.kind: lfw``): for each test
-fold k of ``folds``, train on every person outside folds k and k+1, choose nothing but a search's
-reward on fold k+1's 600 pairs (the validation fold), and test on fold k's 600 pairs; the result
+fold k of ``folds``, train on every person outside folds k and k+1, reward a search on fold k+1's
+600 pairs (the validation fold; nothing else reads it), and test on fold k's 600 pairs; the result
 files are then ``<label>-fold<k>-seed<s>.json``.
 """
 from __future__ import annotations
@@ -90,7 +90,8 @@ def load_config(path: str | Path) -> dict:
 
 
 def check_data(config: dict, where: str) -> None:
-    """The data section's kind and, for LFW, its folds: wrong values fail before any training."""
+    """The data's kind, LFW's folds and the training precision: wrong values fail before any training.
+    A SynthFaces config loses the ``folds`` key, which only LFW has."""
     d = config["data"]
     if config["train"]["precision"] not in ("fp32", "bf16"):
         raise ValueError(f"{where}: train: precision must be 'fp32' or 'bf16', got {config['train']['precision']!r}")

@@ -1,13 +1,17 @@
 """Face data: the embedded synthetic faces, and readers for the real sets the field uses.
 
 * :class:`SynthFaces` (``synth``): procedurally painted faces, the default everywhere.
-* :class:`LFW` (``lfw``): the LFW folder and its ``pairs.txt`` protocol.
+* :class:`LFW` (``lfw``): the LFW folder and its ``pairs.txt`` protocol; :func:`write_cropped_copy`
+  writes a smaller copy of centre crops.
 * :class:`ORL` (``orl``): the ORL (AT&T) faces, 40 people x 10 images.
 * :class:`ImageFolderFaces` (``folder``): one folder per identity (CASIA-WebFace unpacked).
 * :class:`RecFaces`, :func:`pack`, :func:`pack_folder` (``packed``, on ``recordio``):
   InsightFace's ``train.rec``/``.idx``/``property`` training sets, without MXNet.
 * :class:`VerificationBin`, :func:`read_bin`, :func:`write_bin` (``verification_bin``):
   InsightFace's verification ``.bin`` files, read with a restricted unpickler.
+* ``decoded``: :class:`~frbook.data.decoded.DecodedFaces` and
+  :class:`~frbook.data.decoded.PairFaces`, a real set decoded once into a tensor (LFW in
+  comparisons), with the fast batch loader that SynthFaces has.
 
 Real sets are found by :func:`find_dataset` (an explicit path, ``$FRBOOK_DATA``, or
 ``../shared/data``); every real set returns images as SynthFaces does, floats in [0, 1] of shape
