@@ -9,8 +9,11 @@ STAMP  := $(VENV)/.frbook-installed
 HTML   := _build/html/index.html
 
 # Everything the built book depends on: when one is newer than the HTML, the book is rebuilt.
-BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard book/*.md book/*.ipynb book/results/*.json) \
-                $(shell find frbook -name '*.py' 2>/dev/null)
+BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard book/*.md book/*.ipynb) \
+                $(shell find book/results frbook -name '*.json' -o -name '*.py' 2>/dev/null)
+# The execution cache keys on a notebook's source, not on the result files it reads: when a result
+# file is newer than the last build, the cache goes, so no page shows numbers of older files.
+RESULTS_STAMP := _build/.results-read
 # The chapter notebooks, in the order of the table of contents.
 CHAPTERS := $(shell sed -n 's|^ *- file: \(book/ch[^ ]*\)$$|\1.ipynb|p' _toc.yml)
 
@@ -35,8 +38,10 @@ install: $(STAMP)
 
 # -W turns every Sphinx warning into an error; --keep-going reports all of them at once.
 $(HTML): $(STAMP) $(BOOK_SOURCES)
+	@if [ ! -f $(RESULTS_STAMP) ] || [ -n "$$(find book/results -name '*.json' -newer $(RESULTS_STAMP))" ]; then \
+		rm -rf _build/.jupyter_cache; fi
 	$(JB) build . -W -n --keep-going
-	@touch $@
+	@touch $@ $(RESULTS_STAMP)
 
 book: $(HTML)
 	@echo "The book: $(abspath $(HTML))"
