@@ -20,8 +20,9 @@ in a fresh browser context cut off from the network; the tests then judge what w
 - ``test_math_is_rendered``: every ``.math`` element holds a MathJax ``mjx-container``; MathJax
   reported no TeX error (``mjx-merror``) and met no undefined macro; the visible text, code left
   out, holds no raw TeX (``$$``, ``\\begin{``, ``\\(``, ``$\\cmd`` ...).
-- ``test_no_error_output``: no cell output shows a traceback, and no stderr output names an
-  exception, an error or a warning (progress bars and plain log lines pass). A cell tagged
+- ``test_no_error_output``: no cell output shows a traceback, no stderr output names an
+  exception, an error or a warning (progress bars and plain log lines pass), and no Markdown
+  table output was left unparsed (a paragraph of pipes and dashes). A cell tagged
   ``raises-exception`` shows an error on purpose and is exempt.
 - ``test_widget_pages_have_a_static_figure``: a page with widget output also shows at least one
   loaded image in its cell outputs, since a static page cannot run the widget.
@@ -295,6 +296,14 @@ _OUTPUTS = r"""
   }
   for (const el of all('.cell_output .output.stderr')) {
     if (problem.test(el.innerText)) found.push('stderr: ' + el.innerText.trim().slice(0, 400));
+  }
+  // A Markdown table the renderer did not parse shows up as a paragraph of pipes and dashes
+  // (the dashes may have become em dashes on the way).
+  for (const el of all('.cell_output p')) {
+    const text = el.innerText.trim();
+    if (text.startsWith('|') && /\|\s*[-\u2013\u2014]+\s*\|/.test(text)) {
+      found.push('unrendered Markdown table: ' + text.slice(0, 200));
+    }
   }
   const widgets = document.querySelectorAll(
     'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets').length;
