@@ -274,11 +274,10 @@ def lfw_splits(config: dict, fold: int, device) -> tuple:
     images = images.to(device)
     val_fold = (fold + 1) % lfw.num_folds
     held_out = lfw.fold_identities(fold) | lfw.fold_identities(val_fold)
-    people = [name for name in lfw.identities if name not in held_out]
-    new_label = {lfw.identities.index(name): k for k, name in enumerate(people)}
-    old = lfw.labels.tolist()
-    items = [k for k, label in enumerate(old) if label in new_label]
-    train = DecodedFaces(images[items], [new_label[old[k]] for k in items], flip=d["flip"])
+    labels = lfw.labels
+    items = [k for k, label in enumerate(labels.tolist()) if lfw.identities[label] not in held_out]
+    renumbered = torch.unique(labels[items], return_inverse=True)[1]  # 0 .. K-1, in LFW's order
+    train = DecodedFaces(images[items], renumbered, flip=d["flip"])
     return train, _fold_pairs(images, lfw, val_fold), _fold_pairs(images, lfw, fold)
 
 

@@ -34,9 +34,10 @@ mkdir -p "$OUT" "$STAGE/book/results/compare_lfw_gpu" "$STAGE/benchmarks/results
     $PY scripts/parallel_compare.py --config configs/compare_lfw_gpu.yaml --jobs 2 \
         --folds ${LFW_FOLDS:-0} --launch-until "$LFW_LAUNCH" --stop-at "$LFW_STOP" \
         --out "$STAGE/book/results/compare_lfw_gpu" --log-dir "$STAGE/runs/gpu_logs"
-    echo "== benchmarks"
-    timeout 40 $PY benchmarks/bench_search.py --device cuda --output "$STAGE/benchmarks/results/search_speed_cuda.json"
+    # The benchmarks do not fit beside a whole fold in one 10-minute call: ask for them with a
+    # shorter LFW_STOP. (bench_search.py is left out: its stacked engine fails on CUDA, GPU_NOTES.md.)
     if [ -n "${ALL_BENCHMARKS:-}" ]; then
+        echo "== benchmarks"
         timeout 100 $PY benchmarks/bench_train.py --device cuda --only iresnet50 \
             --output "$STAGE/benchmarks/results/train_speed_cuda.json"
         timeout 30 $PY benchmarks/bench_synth.py --device cuda --quick --output "$STAGE/benchmarks/results/synth_speed_cuda.json"

@@ -1,11 +1,12 @@
 """Run the jobs of a comparison as parallel processes, within a time budget.
 
-    python scripts/parallel_compare.py --config configs/compare_lfw_gpu.yaml --jobs 7 \
-        --launch-until 300 --stop-at 420
+    python scripts/parallel_compare.py --config configs/compare_lfw_gpu.yaml --jobs 2 \
+        --launch-until 400 --stop-at 500
 
 One job is one ``python -m frbook experiment compare --config C --only LOSS [--folds K]``: a
-process of its own, so several small trainings share one large GPU (one of them leaves most of an
-H100 idle). Jobs start in order (all losses of the first fold, then the next fold, the longest
+process of its own, so several trainings share one machine's cores or one GPU. That pays only
+while one training leaves the device idle: on an H200, one iResNet-18 at 112x112 already fills it,
+and seven jobs side by side ran no faster in total (``benchmarks/GPU_NOTES.md``). Jobs start in order (all losses of the first fold, then the next fold, the longest
 losses first within a fold), at most ``--jobs`` at a time; none starts after ``--launch-until``
 seconds, and any still running at ``--stop-at`` is stopped (its result is simply not written: the
 comparison resumes it next time). Each job's output goes to ``<log-dir>/<loss>-fold<K>.log``.

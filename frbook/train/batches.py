@@ -18,9 +18,8 @@ from collections.abc import Iterator
 
 import torch
 
-from tqdm import tqdm
-
 from ..data import SynthFaces
+from ..data.decoded import decode_all
 
 __all__ = ["BatchPlan", "InMemoryFaces", "Prefetcher", "epoch_order", "flip_mask", "fetch"]
 
@@ -80,9 +79,7 @@ class InMemoryFaces(torch.utils.data.Dataset):
     most of a CPU step's time for a small backbone, and LFW at 64x64 grey is only 54 MB."""
 
     def __init__(self, dataset, progress: bool = True):
-        decoded = [dataset.image_uint8(i) for i in tqdm(range(len(dataset)), desc="decoding images",
-                                                        unit="img", disable=not progress, leave=False)]
-        self.images = torch.stack(decoded)
+        self.images = decode_all(dataset, progress)
         self.labels = dataset.labels
         self.num_classes = dataset.num_classes
 
