@@ -33,7 +33,7 @@ from .data.decoded import DecodedFaces, PairFaces, decode_all
 from .data.noise import NoisyLabels
 from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, tar_at_far, verify
 from .heads import make_head
-from .tml import FusedModel, TransformerMetricLoss
+from .losses.tml import FusedModel, TransformerMetricLoss
 from .provenance import REPO, provenance, write_json_atomic
 from .train import fit
 from .train.evaluation import interleave_fold

@@ -77,11 +77,11 @@ class LinearClassifier(nn.Module):
 def make_head(loss, embedding_dim: int, num_classes: int) -> nn.Module:
     """The head that ``loss`` reads: linear for plain softmax, cosine for every other loss,
     with the loss's ``sub_centers`` centres per class if it asks for more than one."""
-    kind = getattr(loss, "head", "cosine")
+    kind = loss.head
     if kind == "linear":
         return LinearClassifier(embedding_dim, num_classes)
     if kind == "cosine":
-        return CosineClassifier(embedding_dim, num_classes, sub_centers=getattr(loss, "sub_centers", 1))
+        return CosineClassifier(embedding_dim, num_classes, sub_centers=loss.sub_centers)
     raise ValueError(f"loss {type(loss).__name__} asks for an unknown head {kind!r}")
 
 

@@ -5,7 +5,7 @@ import torch
 
 from frbook import losses, models
 from frbook.heads import make_head
-from frbook.tml import FusedModel, TransformerMetricLoss
+from frbook.losses.tml import FusedModel, TransformerMetricLoss
 
 
 def build(name, num_classes=5, **params):

@@ -24,6 +24,7 @@ from .p2sgrad import P2SGrad
 from .search_softmax import SearchSoftmax
 from .softmax import NormFace, Softmax
 from .sphereface import SphereFace
+from .tml import FusedModel, TransformerMetricLoss
 
 _REGISTRY: dict[str, type[CosineLoss]] = {
     "softmax": Softmax,
@@ -39,6 +40,8 @@ _REGISTRY: dict[str, type[CosineLoss]] = {
     "p2sgrad": P2SGrad,
     "search_softmax": SearchSoftmax,
     "amlfs": AMLFS,
+    # needs the backbone's sizes: build it with build(..., tml=...) or TransformerMetricLoss.for_backbone
+    "tml": TransformerMetricLoss,
 }
 
 
@@ -74,7 +77,29 @@ def get(name: str, **params) -> CosineLoss:
     return cls(**params)
 
 
+def build(name: str, params: dict | None = None, *, tml: dict | None = None, backbone=None,
+          num_classes: int | None = None) -> CosineLoss:
+    """The loss a training run uses: ``name`` with ``params``, or, when ``tml`` is a mapping (of
+    :class:`TransformerMetricLoss` parameters: weight, depth, heads, ...), the transformer-metric
+    loss with ``name`` as its base loss, sized for ``backbone`` and ``num_classes``.
+
+    The one builder of the trainer, the comparisons and the config checks."""
+    params = dict(params or {})
+    if tml is None:
+        return get(name, **params)
+    if not isinstance(tml, dict):
+        raise ValueError(f"tml must be a mapping of TransformerMetricLoss parameters, got {tml!r}")
+    if backbone is None or num_classes is None:
+        raise ValueError("the transformer-metric loss is sized for a backbone: give backbone= and num_classes=")
+    accepted = [p for p in inspect.signature(TransformerMetricLoss.__init__).parameters
+                if p not in ("self", "backbone_channels", "map_size", "num_classes", "base_loss", "base_params")]
+    unknown = sorted(set(tml) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(accepted)}")
+    return TransformerMetricLoss.for_backbone(backbone, num_classes, base_loss=name, base_params=params, **tml)
+
+
 __all__ = [
     "AMLFS", "AdaCos", "AdaFace", "ArcFace", "CombinedMargin", "CosFace", "CosineLoss", "CurricularFace",
-    "NormFace", "SearchSoftmax", "Softmax", "SphereFace", "SubCenterArcFace", "available", "get", "register",
+    "FusedModel", "NormFace", "SearchSoftmax", "TransformerMetricLoss", "build", "Softmax", "SphereFace", "SubCenterArcFace", "available", "get", "register",
 ]

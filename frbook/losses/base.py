@@ -19,11 +19,30 @@ from torch import nn
 class CosineLoss(nn.Module):
     """Base class: softmax cross-entropy over logits built from cosines.
 
-    Subclasses implement :meth:`logits`, and :meth:`target_logit` for plots. ``head`` says
-    which classifier produces the loss's input: ``"cosine"`` (the default) or ``"linear"``.
+    Subclasses implement :meth:`logits`, and :meth:`target_logit` for plots.
+
+    The contract a training loop reads (the defaults suit most losses; a loss that needs more
+    says so by overriding them, and every loop, :func:`frbook.train.fit`, the trainer and the
+    search, reads these and nothing else):
+
+    * ``head``: which classifier produces the loss's input, ``"cosine"`` or ``"linear"``;
+    * ``needs_norms``: the loss is called with ``norms=`` (the embeddings' lengths, AdaFace);
+    * ``needs_feature_map``: the loss is called with ``feature_map=`` (the backbone's last
+      convolution map, the transformer-metric loss);
+    * ``sub_centers``: class centres per class the head must hold (Sub-center ArcFace);
+    * ``learn_scale``: the scale is a learned parameter (it must not be weight-decayed);
+    * :meth:`step`: called once after every optimiser step (a per-step schedule such as
+      SphereFace's lambda); a no-op by default.
     """
 
     head = "cosine"
+    needs_norms = False
+    needs_feature_map = False
+    sub_centers = 1
+    learn_scale = False
+
+    def step(self) -> None:
+        """Advance the loss's own per-step schedule, if it has one (called after each optimiser step)."""
 
     def logits(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The (B, C) logits fed to softmax: scaled, with the margin on the target column."""

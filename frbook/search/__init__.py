@@ -3,7 +3,7 @@
 >>> from frbook import search
 >>> loss = search.get("search_softmax", s=32, a=-100.0)   # one point of the search space
 
-:func:`frbook.search.search.search` runs the search itself (the policy, M candidates trained
+:func:`frbook.search.search` (in :mod:`frbook.search.loop`) runs the search itself (the policy, M candidates trained
 together, rewards on validation identities); :mod:`frbook.search.run` runs it from a config and
 writes result files, which is what ``python -m frbook search`` does.
 """
@@ -11,7 +11,7 @@ from ..losses import AMLFS, SearchSoftmax, get
 from ..losses.search_softmax import cosface_margin, modulating_curve, modulating_factor, reduce_probability
 from .candidates import LoopCandidates, StackedCandidates, make_candidates
 from .policy import GaussianPolicy, normalise_rewards
-from .search import SearchResult, SearchSettings, search
+from .loop import SearchResult, SearchSettings, search
 from .spaces import AMLFSSpace, SearchSoftmaxSpace, make_space
 
 __all__ = ["AMLFS", "AMLFSSpace", "GaussianPolicy", "LoopCandidates", "SearchResult", "SearchSettings",

@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 
-class Network(nn.Module):
+class CandidateNetwork(nn.Module):
     """Backbone and head as one module: images -> cos (B, C)."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
@@ -48,7 +48,7 @@ class StackedCandidates:
                  momentum: float = 0.9, weight_decay: float = 5e-4):
         _check_count(count)
         self.count = count
-        self.template = Network(copy.deepcopy(backbone), copy.deepcopy(head))
+        self.template = CandidateNetwork(copy.deepcopy(backbone), copy.deepcopy(head))
         self.params, self.buffers = stack_module_state([copy.deepcopy(self.template) for _ in range(count)])
         self.optimizer = torch.optim.SGD(list(self.params.values()), lr=lr, momentum=momentum,
                                          weight_decay=weight_decay)
@@ -84,7 +84,7 @@ class StackedCandidates:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def network(self, k: int) -> Network:
+    def network(self, k: int) -> CandidateNetwork:
         """An ordinary module holding candidate k's weights (a copy), in eval mode."""
         net = copy.deepcopy(self.template)
         state = {name: t[k].detach().clone() for name, t in {**self.params, **self.buffers}.items()}
@@ -123,7 +123,7 @@ class LoopCandidates:
                  momentum: float = 0.9, weight_decay: float = 5e-4):
         _check_count(count)
         self.count = count
-        template = Network(copy.deepcopy(backbone), copy.deepcopy(head))
+        template = CandidateNetwork(copy.deepcopy(backbone), copy.deepcopy(head))
         self.networks = [copy.deepcopy(template) for _ in range(count)]
         self.optimizer = torch.optim.SGD([p for net in self.networks for p in net.parameters()], lr=lr,
                                          momentum=momentum, weight_decay=weight_decay)
@@ -134,7 +134,7 @@ class LoopCandidates:
     step = StackedCandidates.step
     set_lr = StackedCandidates.set_lr
 
-    def network(self, k: int) -> Network:
+    def network(self, k: int) -> CandidateNetwork:
         return copy.deepcopy(self.networks[k]).eval()
 
     copy_from = StackedCandidates.copy_from

@@ -32,7 +32,7 @@ from ..experiment import (DEFAULTS, check_data, evaluate_test, held_out_accuracy
 from ..heads import CosineClassifier
 from ..provenance import REPO
 from ..utils import pick_device, seed_everything
-from .search import SearchSettings, search
+from .loop import SearchSettings, search
 from .spaces import make_space
 
 # One entry of ``searches``: the search's settings (SearchSettings) and its space's.

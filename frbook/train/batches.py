@@ -16,17 +16,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from ..data import SynthFaces
-from ..data.decoded import decode_all
+from ..data.decoded import DecodedFaces, decode_all
 
 __all__ = ["BatchPlan", "InMemoryFaces", "Prefetcher", "epoch_order", "flip_mask", "fetch"]
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The permutation of ``range(n)`` that epoch ``epoch`` follows."""
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    """The permutation of ``range(n)`` that epoch ``epoch`` of a run with ``seed`` follows.
+
+    The generator's seed is a hash of the pair ``(seed, epoch)`` (NumPy's SeedSequence), not a sum
+    such as ``seed + epoch``: with a sum, seed 1's first epoch would be seed 0's second, and runs
+    meant to be independent would train on the same batches (and their spread over seeds would
+    understate the luck of one run)."""
+    if seed < 0 or epoch < 0:
+        raise ValueError(f"seed and epoch must be >= 0, got {seed} and {epoch}")
+    words = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2, np.uint32)
+    generator = torch.Generator().manual_seed(int(words[0]) << 31 ^ int(words[1]))
     return torch.randperm(n, generator=generator)
 
 
@@ -95,8 +104,9 @@ def fetch(dataset, items: torch.Tensor, device: torch.device) -> tuple[torch.Ten
     if isinstance(dataset, SynthFaces):
         ids, idx, labels = dataset._items(items)
         return dataset.render(ids, idx).to(device, non_blocking=True), labels.to(device)
-    if isinstance(dataset, InMemoryFaces):
-        return (dataset.images[items].to(device).float() / 255), dataset.labels[items].to(device)
+    if isinstance(dataset, (InMemoryFaces, DecodedFaces)):
+        rows = items.to(dataset.images.device)
+        return (dataset.images[rows].to(device).float() / 255), dataset.labels[rows].to(device)
     images, labels = zip(*(dataset[int(i)] for i in items))
     return torch.stack(images).to(device, non_blocking=True), torch.as_tensor(labels, device=device)
 
@@ -110,7 +120,7 @@ class Prefetcher:
         self.slices_iter = slices_iter
 
     def __iter__(self):
-        if self.workers == 0 or isinstance(self.dataset, (SynthFaces, InMemoryFaces)):
+        if self.workers == 0 or isinstance(self.dataset, (SynthFaces, InMemoryFaces, DecodedFaces)):
             for epoch, position, slices in self.slices_iter:
                 device = getattr(self.dataset, "device", torch.device("cpu"))  # SynthFaces renders there
                 yield epoch, position, [(start, fetch(self.dataset, items, device)) for start, items in slices]

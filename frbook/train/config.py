@@ -358,7 +358,7 @@ TML_KEYS = ("weight", "depth", "heads", "width", "mlp_ratio", "dropout", "poolin
 
 def make_tml(config: dict, backbone, num_classes: int):
     """The transformer-metric loss of a config with ``loss.aux: tml``, sized for ``backbone``."""
-    from ..tml import TransformerMetricLoss
+    from ..losses.tml import TransformerMetricLoss
 
     unknown = sorted(set(config["loss"]["tml"]) - set(TML_KEYS))
     if unknown:

@@ -1,8 +1,10 @@
 """The training loop of the CPU chapters: a backbone, a head and a loss, trained with SGD.
 
 It is deliberately one screen long: draw a batch, embed it, score it against the class centres,
-apply the loss, step. The trainer of the later chapters (checkpoints, mixed precision, many GPUs)
-grows from this loop and keeps its shape.
+apply the loss, step. The trainer of the later chapters (:mod:`frbook.train.trainer`: configs,
+checkpoints, mixed precision, many GPUs) runs the same step with the same pieces
+(:mod:`frbook.train.parts`, the epoch order of :mod:`frbook.train.batches`, the schedules of
+:mod:`frbook.train.schedules`), so under the same settings the two give the same weights.
 """
 from __future__ import annotations
 
@@ -10,13 +12,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import count
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from ..utils import pick_device
+from .batches import BatchPlan, fetch
+from .parts import embed_batch, loss_value, make_optimizer, parameter_groups
+from .schedules import make_scheduler
 
 
 @dataclass
@@ -55,13 +59,15 @@ def fit(
     progress: bool = True,
     evaluate: Callable[[nn.Module], dict] | None = None,
     evaluate_every: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> History:
     """Train ``model`` and ``head`` under ``loss`` on ``data``; return the :class:`History`.
 
     Args:
-        data: a data set with a fast batch ``loader(batch_size, shuffle, generator_seed)``
-            (:class:`frbook.data.SynthFaces`), or any re-iterable of ``(images, labels)``
-            batches such as a ``DataLoader``.
+        data: a face set (:class:`frbook.data.SynthFaces`, or any data set of ``(image, label)``
+            items), drawn in the epoch order of ``seed`` (:func:`frbook.train.batches.epoch_order`,
+            the trainer's), or any re-iterable of ``(images, labels)`` batches such as a
+            ``DataLoader``, used in its own order.
         steps, epochs: how long to train; give exactly one. With ``steps`` the data is cycled.
         lr: the peak learning rate of SGD with momentum; it rises linearly over
             ``warmup_steps`` then follows a cosine down to zero, so short runs end converged.
@@ -70,6 +76,8 @@ def fit(
         evaluate, evaluate_every: every ``evaluate_every`` steps (and at the end), call
             ``evaluate(model)`` with the model in eval mode and no gradient, and add the metrics it
             returns to that step's record: how a held-out accuracy evolves during training.
+        on_step: called as ``on_step(step)`` after every optimiser step (1-based), e.g. to record a
+            learned parameter such as NormFace's scale.
 
     Each record holds the step, epoch, batch loss, batch accuracy, learning rate, seconds, and,
     for cosine heads, ``target_angle``: the batch's mean angle in degrees between each embedding
@@ -82,32 +90,23 @@ def fit(
     head.to(device).train()
     loss.to(device).train()
 
-    batches = batches_forever(data, batch_size, seed)
+    batches = draw_batches(data, batch_size, seed, device)
     if steps is None:
-        per_epoch = _epoch_length(data, batch_size)
-        steps = epochs * per_epoch
+        steps = epochs * _epoch_length(data, batch_size)
     if steps < 1:
         raise ValueError(f"nothing to train: steps={steps}")
-
-    decayed = list(model.parameters()) + list(head.parameters())
-    groups = [{"params": decayed, "weight_decay": weight_decay}]
-    loss_params = [p for p in loss.parameters() if p.requires_grad]
-    if loss_params:
-        groups.append({"params": loss_params, "weight_decay": 0.0})
-    optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: warmup_cosine(i, warmup_steps, steps))
+    optimizer = make_optimizer(parameter_groups(model, head, loss, weight_decay), "sgd", lr, momentum)
+    schedule = make_scheduler(optimizer, {"kind": "cosine", "warmup_steps": warmup_steps, "milestones": [],
+                                          "gamma": 0.1, "power": 2.0}, steps)
 
     history = History()
     start = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, desc="training", unit="step")
     for step, (epoch, (images, labels)) in zip(range(1, steps + 1), batches):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        if getattr(loss, "needs_feature_map", False):  # the transformer-metric loss (frbook.tml)
-            embeddings, feature_map = model(images, return_feature_map=True)
-        else:
-            embeddings, feature_map = model(images), None
+        embeddings, feature_map = embed_batch(model, images, loss)
         outputs = head(embeddings)
-        value = compute_loss(loss, outputs, labels, embeddings, feature_map)
+        value = loss_value(loss, outputs, labels, embeddings, feature_map)
         if not torch.isfinite(value):
             raise FloatingPointError(
                 f"the loss became {value.item()} at step {step}; lower the learning rate (lr={lr}) "
@@ -117,8 +116,9 @@ def fit(
         value.backward()
         optimizer.step()
         schedule.step()
-        if hasattr(loss, "step"):  # losses with a schedule of their own (SphereFace's lambda)
-            loss.step()
+        loss.step()  # a loss's own schedule (SphereFace's lambda); a no-op for most
+        if on_step is not None:
+            on_step(step)
 
         evaluate_now = evaluate is not None and (step == steps or (evaluate_every and step % evaluate_every == 0))
         if step % log_every == 0 or step == steps or evaluate_now:
@@ -127,7 +127,7 @@ def fit(
                 "step": step, "epoch": epoch, "loss": value.item(), "train_accuracy": accuracy,
                 "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start,
             }
-            if getattr(loss, "head", None) == "cosine":
+            if loss.head == "cosine":
                 target = outputs.detach().gather(1, labels.unsqueeze(1)).clamp(-1, 1)
                 record["target_angle"] = math.degrees(target.acos().mean().item())
             if evaluate_now:
@@ -143,42 +143,33 @@ def fit(
     return history
 
 
-def compute_loss(loss: nn.Module, outputs: torch.Tensor, labels: torch.Tensor,
-                 embeddings: torch.Tensor, feature_map: torch.Tensor | None = None) -> torch.Tensor:
-    """Call ``loss``, giving it the feature norms when it reads them (AdaFace) and the backbone's
-    last feature map when it reads that (the transformer-metric loss, :mod:`frbook.tml`)."""
-    extra = {}
-    if getattr(loss, "needs_norms", False):
-        extra["norms"] = embeddings.norm(dim=1)
-    if getattr(loss, "needs_feature_map", False):
-        extra["feature_map"] = feature_map
-    return loss(outputs, labels, **extra)
+def is_face_set(data) -> bool:
+    """A data set of items (drawn by index in an epoch order), not an iterable of batches."""
+    return hasattr(data, "__len__") and hasattr(data, "__getitem__") and not isinstance(data, (list, tuple))
 
 
-def warmup_cosine(i: int, warmup: int, total: int) -> float:
-    if i < warmup:
-        return (i + 1) / warmup
-    progress = (i - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def batches_forever(data, batch_size: int, seed: int):
-    """Yield (epoch, batch) for ever; each epoch reshuffled with its own seed."""
-    for epoch in count():
-        if hasattr(data, "loader"):
-            epoch_batches = data.loader(batch_size, shuffle=True, generator_seed=seed + epoch, drop_last=True)
-        else:
-            epoch_batches = data
+def draw_batches(data, batch_size: int, seed: int, device=None):
+    """Yield (epoch, (images, labels)) for ever: a face set in the epoch order of ``seed`` (the
+    trainer's :class:`~frbook.train.batches.BatchPlan`, last incomplete batch dropped), else the
+    batches of ``data``, replayed epoch after epoch."""
+    if is_face_set(data):
+        source = getattr(data, "device", device)  # SynthFaces renders where it lives
+        for epoch, _, [(_, items)] in BatchPlan(len(data), batch_size, seed)():
+            yield epoch, fetch(data, items, source)
+        return
+    epoch = 0
+    while True:
         empty = True
-        for batch in epoch_batches:
+        for batch in data:
             empty = False
             yield epoch, batch
         if empty:
             raise ValueError("the training data yielded no batch (is it smaller than one batch?)")
+        epoch += 1
 
 
 def _epoch_length(data, batch_size: int) -> int:
-    if hasattr(data, "loader"):
+    if is_face_set(data):
         return len(data) // batch_size
     try:
         return len(data)

@@ -56,7 +56,7 @@ def check_loss(loss) -> None:
                          "cosines, hard negatives relative to the target, feature norms) or it is not a "
                          "softmax over cosines; the sharded classifier supports normface, cosface, arcface, "
                          "sphereface and combined")
-    if getattr(loss, "learn_scale", False):
+    if loss.learn_scale:
         raise ValueError("a learned scale would need its gradient summed over ranks; fix s instead")
 
 

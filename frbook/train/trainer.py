@@ -37,7 +37,7 @@ from .batches import BatchPlan, InMemoryFaces, Prefetcher, flip_mask
 from .checkpointing import capture_rng, preserved_rng, read_run, restore_rng, save_run
 from .config import ConfigError, check_data_paths, compatible, loss_params, make_tml, model_params
 from .evaluation import make_evaluators
-from .loop import compute_loss
+from .parts import loss_value, make_optimizer, parameter_groups
 from .partial_fc import PartialFC, sum_gradients_hook
 from .schedules import make_scheduler
 
@@ -84,17 +84,6 @@ class Network(nn.Module):
         embeddings = embeddings.float()
         outputs = self.head(embeddings) if self.head is not None else None
         return (embeddings, outputs, feature_map) if self.feature_map else (embeddings, outputs)
-
-
-def _optimizer(config, backbone, head, loss):
-    o = config["optim"]
-    groups = [{"params": list(backbone.parameters()) + list(head.parameters()), "weight_decay": o["weight_decay"]}]
-    loss_params_ = [p for p in loss.parameters() if p.requires_grad]
-    if loss_params_:  # a learned scale must not be pulled towards zero
-        groups.append({"params": loss_params_, "weight_decay": 0.0})
-    if o["name"] == "sgd":
-        return torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"])
-    return torch.optim.AdamW(groups, lr=o["lr"])
 
 
 def _split_optimizer_state(state: dict, rows: set[int]):
@@ -162,7 +151,9 @@ class Trainer:
         dtype = AUTOCAST[t["precision"]]
         self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
         self.scaler = torch.amp.GradScaler(device.type, enabled=t["precision"] == "fp16")
-        self.optimizer = _optimizer(config, self.backbone, self.head, self.loss)
+        o = config["optim"]
+        self.optimizer = make_optimizer(parameter_groups(self.backbone, self.head, self.loss, o["weight_decay"]),
+                                        o["name"], o["lr"], o["momentum"])
         self.scheduler = make_scheduler(self.optimizer, config["schedule"], self.total)
         n_backbone = len(list(self.backbone.parameters()))
         self.head_rows = set(range(n_backbone, n_backbone + len(list(self.head.parameters()))))
@@ -170,7 +161,7 @@ class Trainer:
         compiled = torch.compile(self.backbone) if t["compile"] else self.backbone
         replicated_head = None if h["partial_fc"] else self.head
         self.net = Network(compiled, replicated_head, self.autocast,
-                           feature_map=getattr(self.loss, "needs_feature_map", False))
+                           feature_map=self.loss.needs_feature_map)
         if world.size > 1:
             ids = [device.index] if device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
@@ -323,7 +314,7 @@ class Trainer:
                 if outputs is None:
                     value = self.head(embeddings, labels)
                 else:
-                    value = compute_loss(self.loss, outputs, labels, embeddings, *feature_map)
+                    value = loss_value(self.loss, outputs, labels, embeddings, *feature_map)
                 self.scaler.scale(value / len(slices)).backward()
             total += value.detach() / len(slices)
         distributed.average_gradients(self.loss.parameters(), self.world)  # outside DDP's reach
@@ -338,8 +329,7 @@ class Trainer:
             # it finds its scale); the schedule still advances, which is what we want.
             warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             self.scheduler.step()
-        if hasattr(self.loss, "step"):  # SphereFace's lambda schedule
-            self.loss.step()
+        self.loss.step()  # a loss's own schedule (SphereFace's lambda); a no-op for most
         distributed.average_buffers(self.loss, self.world)
         return total
 

@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 from ..checkpoint import write_atomic
 from ..train.distributed import gather_objects, setup
-from ..train.loop import batches_forever, warmup_cosine
-from .candidates import Network, make_candidates
+from ..train.loop import draw_batches
+from ..train.schedules import LRMultiplier
+from .candidates import CandidateNetwork, make_candidates
 from .policy import GaussianPolicy, normalise_rewards
 
 METHODS = ("search", "random")
@@ -94,20 +95,22 @@ class SearchSettings:
         self.betas, self.milestones = tuple(self.betas), tuple(self.milestones)
 
     def lr_at(self, step: int) -> float:
-        """The SGD learning rate of (0-based) training step ``step``."""
+        """The SGD learning rate of (0-based) training step ``step``: the trainer's schedules
+        (:mod:`frbook.train.schedules`), with the step schedule's milestones counted in epochs."""
         total = self.epochs * self.steps_per_epoch
         if self.schedule == "cosine":
-            return self.lr * warmup_cosine(step, self.warmup_steps, total)
-        warm = (step + 1) / self.warmup_steps if step < self.warmup_steps else 1.0
-        passed = sum(step // self.steps_per_epoch >= m for m in self.milestones)
-        return self.lr * warm * 0.1 ** passed
+            rule = LRMultiplier("cosine", total, self.warmup_steps)
+        else:
+            rule = LRMultiplier("step", total, self.warmup_steps,
+                                milestones=[m * self.steps_per_epoch for m in self.milestones])
+        return self.lr * rule(step)
 
 
 @dataclass
 class SearchResult:
     """The searched network (the best candidate of the last epoch) and one record per epoch."""
 
-    network: Network
+    network: CandidateNetwork
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -124,8 +127,8 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
     """Search a loss in ``space`` while training ``backbone`` and ``head`` on ``data``.
 
     Args:
-        data: training data with ``loader`` (SynthFaces) or a re-iterable of batches, as for
-            :func:`frbook.train.fit`.
+        data: training data, drawn as :func:`frbook.train.fit` draws it (a face set in the epoch
+            order of ``settings.seed``, or a re-iterable of batches).
         reward: maps a candidate's backbone (eval mode) to its reward, e.g. its verification
             accuracy on validation identities. Never the test set: the search would tune the
             loss to it (one of the official code's mistakes).
@@ -157,7 +160,7 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
 
     first = len(history)
     last = s.epochs if stop_after is None else min(s.epochs, stop_after)
-    batches = islice(batches_forever(data, s.batch_size, s.seed), first * s.steps_per_epoch, None)
+    batches = islice(draw_batches(data, s.batch_size, s.seed, device), first * s.steps_per_epoch, None)
     bar = tqdm(total=(last - first) * s.steps_per_epoch, disable=not (progress and world.is_main), unit="step",
                desc=f"{s.method} ({s.candidates} candidates)")
     for epoch in range(first, last):

@@ -17,7 +17,8 @@ an experiment can measure whether the branch is also worth keeping at test time.
 
 With :func:`frbook.train.fit` the loss is the whole trio's loss: build the head from it as usual
 (``make_head(tml, ...)``), and ``fit`` hands it the feature map because it sets
-``needs_feature_map``::
+``needs_feature_map`` (the loss contract of :class:`~frbook.losses.base.CosineLoss`). A training
+config builds it with ``loss.aux: tml`` through :func:`frbook.losses.build`, the one builder::
 
     tml = TransformerMetricLoss.for_backbone(model, num_classes, base_loss="arcface",
                                              base_params={"s": 30, "m": 0.5})
@@ -31,15 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses
-from .heads import CosineClassifier
+from ..heads import CosineClassifier
+from .base import CosineLoss
 
 __all__ = ["TransformerMetricLoss", "FusedModel", "POOLINGS"]
 
 POOLINGS = ("cls", "mean")
 
 
-class TransformerMetricLoss(nn.Module):
+class TransformerMetricLoss(CosineLoss):
     """Metric loss on the CNN embedding + ``weight`` x metric loss on a transformer's reading of
     the CNN's last feature map.
 
@@ -108,15 +109,17 @@ class TransformerMetricLoss(nn.Module):
         if len(map_size) != 2 or min(map_size) < 1:
             raise ValueError(f"map_size must be a positive int or a pair (H, W), got {map_size!r}")
 
+        from . import get  # the registry, which lists this class too
+
         base_params = dict(base_params or {})
-        self.base = losses.get(base_loss, **base_params)
-        if getattr(self.base, "head", "cosine") != "cosine":
+        self.base = get(base_loss, **base_params)
+        if self.base.head != "cosine":
             raise ValueError(f"base_loss {base_loss!r} reads a linear head; the transformer-metric loss "
                              "needs a cosine loss (arcface, cosface, ...)")
-        self.transformer_loss = losses.get(base_loss, **base_params)
+        self.transformer_loss = get(base_loss, **base_params)
         self.base_name, self.base_params = base_loss, base_params
-        self.sub_centers = getattr(self.base, "sub_centers", 1)
-        self.needs_norms = getattr(self.base, "needs_norms", False)
+        self.sub_centers = self.base.sub_centers
+        self.needs_norms = self.base.needs_norms
         self.weight = float(weight)
         self.backbone_channels, self.map_size, self.pooling = backbone_channels, map_size, pooling
         self.config = dict(depth=depth, heads=heads, width=width, mlp_ratio=mlp_ratio, dropout=dropout)
@@ -205,9 +208,8 @@ class TransformerMetricLoss(nn.Module):
 
     def step(self) -> None:
         """Advance the base losses' own schedules (SphereFace's lambda), if they have one."""
-        for loss in (self.base, self.transformer_loss):
-            if hasattr(loss, "step"):
-                loss.step()
+        self.base.step()
+        self.transformer_loss.step()
 
     def target_logit(self, theta: torch.Tensor) -> torch.Tensor:
         return self.base.target_logit(theta)
