@@ -5,6 +5,7 @@ Commands grow with the book; each has its own ``--help``:
   list       the losses and backbones the library knows
   preview    render a grid of SynthFaces to a PNG, to see what a difficulty looks like
   experiment compare   train several losses under one protocol, one result file per run
+  search     the same as 'experiment compare' (a loss search is an entry of a comparison)
   train      train a backbone from a config (checkpoints, resume, mixed precision, torchrun)
   eval       evaluate a checkpoint (or the pixels baseline) on LFW, a verification .bin or
              SynthFaces (InsightFace protocol)
@@ -43,19 +44,18 @@ def _preview(args) -> int:
 
 
 def _compare(args) -> int:
-    from frbook.experiment import compare
+    from frbook.experiment import compare, load_comparison
 
+    if args.check:
+        import yaml
+
+        config = load_comparison(args.config, overrides=args.set or ())
+        print(yaml.safe_dump(config, sort_keys=False), end="")
+        print(f"{args.config}: valid, {len(config['compare']['losses'])} entries (data paths are checked "
+              "when training starts)")
+        return 0
     paths = compare(args.config, out_dir=args.out, only=args.only, device=args.device,
-                    progress=not args.quiet, folds=args.folds)
-    print(f"{len(paths)} result files in {paths[0].parent if paths else args.out}")
-    return 0
-
-
-def _search(args) -> int:
-    from frbook.search.run import run_config
-
-    paths = run_config(args.config, out_dir=args.out, only=args.only, device=args.device,
-                       state_dir=args.state_dir, progress=not args.quiet)
+                    progress=not args.quiet, folds=args.folds, overrides=args.set or (), runs_dir=args.runs)
     print(f"{len(paths)} result files in {paths[0].parent if paths else args.out}")
     return 0
 
@@ -67,6 +67,9 @@ def _train(args) -> int:
     from frbook.train.trainer import train
 
     config = load_config(args.config, overrides=args.set or ())
+    if config["compare"]["losses"] or config["search"]["method"] != "none":
+        raise ValueError(f"{args.config} is a comparison (compare.losses) or a search: run it with "
+                         f"'python -m frbook experiment compare --config {args.config}'")
     if args.check:
         import yaml
 
@@ -200,37 +203,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("experiment", help="run a comparison of losses (see 'experiment compare --help')")
     experiments = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    c = experiments.add_parser(
-        "compare", help="train every loss of a config over its seeds; one result file per run",
-        description="Train every (loss, seed) of a comparison config under one protocol and write "
-                    "<out>/<loss>-seed<k>.json with metrics and provenance. Runs already done are skipped, "
-                    "so an interrupted comparison resumes.")
-    c.add_argument("--config", required=True, help="a comparison config, e.g. configs/compare_margins_cpu.yaml")
-    c.add_argument("--out", default=None, help="result folder (default: book/results/<config name>)")
-    c.add_argument("--only", nargs="+", default=None, metavar="LOSS", help="run only these losses of the config")
-    c.add_argument("--folds", nargs="+", type=int, default=None, metavar="K",
-                   help="LFW comparisons: run only these test folds of the config")
-    c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    c.add_argument("--quiet", action="store_true", help="no progress output")
-    c.set_defaults(run=_compare)
-
-    p = commands.add_parser(
-        "search", help="search a loss (Search-Softmax, Random-Softmax, AM-LFS) from a config",
-        description="Run every (search, seed) of a search config: M candidate losses drawn from a Gaussian "
-                    "policy train together for an epoch, their validation accuracy is the reward, the policy "
-                    "moves by REINFORCE (method: search) or not (method: random), the best candidate's weights "
-                    "go to all. The searched network is evaluated on the test identities and written to "
-                    "<out>/<search>-seed<k>.json with its history and provenance. A finished run is skipped; "
-                    "an interrupted one resumes from its last epoch.",
-        epilog="example: python -m frbook search --config configs/search_cpu.yaml --only search_softmax")
-    p.add_argument("--config", required=True, help="a search config, e.g. configs/search_cpu.yaml")
-    p.add_argument("--out", default=None, help="result folder (default: book/results/<config name>)")
-    p.add_argument("--only", nargs="+", default=None, metavar="SEARCH", help="run only these searches of the config")
-    p.add_argument("--state-dir", default=None,
-                   help="where the state of a running search is saved each epoch (default: runs/search/<config name>)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(run=_search)
+    compare_help = dict(
+        description="Run every (entry, LFW fold, seed) of a comparison config: a training config (see "
+                    "'train --help' for every key) with a compare section (seeds, folds, and losses: a label "
+                    "per entry with the sections it changes; an entry with a search section is a loss "
+                    "search). Each run is evaluated once on the test split and written to "
+                    "<out>/<label>[-fold<k>]-seed<s>.json with metrics and provenance. Runs already done "
+                    "under the same protocol are skipped, and an interrupted training resumes from its "
+                    "checkpoint, so an interrupted comparison resumes.",
+        epilog="example: python -m frbook experiment compare --config configs/compare_margins_cpu.yaml "
+               "--only arcface cosface")
+    c = experiments.add_parser("compare", help="train every entry of a config over its seeds; one result file per run",
+                               **compare_help)
+    search = commands.add_parser(
+        "search", help="the same as 'experiment compare' (a search is an entry of a comparison config)",
+        **compare_help)
+    for c in (c, search):
+        c.add_argument("--config", required=True, help="a comparison config, e.g. configs/compare_margins_cpu.yaml")
+        c.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                       help="override a shared key, e.g. --set train.steps=200 (value read as YAML; repeatable)")
+        c.add_argument("--check", action="store_true", help="validate the config and every entry, print it, and exit")
+        c.add_argument("--out", default=None, help="result folder (default: book/results/<config name>)")
+        c.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="run only these entries of the config")
+        c.add_argument("--runs", default=None, help="where each run keeps its checkpoint and metrics.jsonl "
+                       "(default: runs/<config name>)")
+        c.add_argument("--folds", nargs="+", type=int, default=None, metavar="K",
+                       help="LFW comparisons: run only these test folds of the config")
+        c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+        c.add_argument("--quiet", action="store_true", help="no progress output")
+        c.set_defaults(run=_compare)
 
     p = commands.add_parser(
         "train", help="train a backbone from a config (see 'train --help')",

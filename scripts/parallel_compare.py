@@ -25,14 +25,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frbook.experiment import folds_of, load_config, search_spec  # noqa: E402
+from frbook.experiment import load_comparison  # noqa: E402
+from frbook.protocol import entry_config  # noqa: E402
 
 
 def job_list(config: dict, only, folds) -> list[tuple[str, int | None]]:
-    """(loss, fold) in launch order: fold by fold; searches (several trainings each) first."""
-    labels = only or list(config["losses"])
-    labels = sorted(labels, key=lambda label: search_spec(config, label) is None)  # stable: searches first
-    return [(label, fold) for fold in (folds or folds_of(config)) for label in labels]
+    """(label, fold) in launch order: fold by fold; searches (several trainings each) first."""
+    labels = only or list(config["compare"]["losses"])
+    is_fixed = {label: entry_config(config, label)["search"]["method"] == "none" for label in labels}
+    labels = sorted(labels, key=is_fixed.get)  # stable: searches first
+    if config["data"]["kind"] != "lfw":
+        folds = [None]
+    return [(label, fold) for fold in (folds or config["compare"]["folds"]) for label in labels]
 
 
 def main(argv=None) -> int:
@@ -54,7 +58,7 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
 
-    config = load_config(args.config)
+    config = load_comparison(args.config)
     pending = job_list(config, args.only, args.folds)
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -184,10 +184,10 @@ def test_lfw_format_pairs_in_file_order(tmp_path, nested):
     fold1 = lfw.pairs(1)
     np.testing.assert_array_equal(fold1.i, i[4:])
     assert lfw.fold_identities(0) == {"Ann_Lee", "Bo_Chan"}
-    assert lfw.train_identities(test_fold=0) == ["Cy_Diaz", "Di_Egan", "Ed_Fox"]
+    # Two folds: fold 0 tests, fold 1 validates, and only the person in no pair trains.
+    assert lfw.train_identities(test_fold=0) == ["Ed_Fox"] and lfw.validation_fold(0) == 1
     train = lfw.train_set(0)
-    assert len(train) == 9 and train.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    assert train.identities == ["Cy_Diaz", "Di_Egan", "Ed_Fox"]
+    assert len(train) == 3 and train.labels.tolist() == [0, 0, 0] and train.identities == ["Ed_Fox"]
     with pytest.raises(ValueError, match="0..1"):
         lfw.pairs(2)
     sized = LFW(tmp_path, channels=1, crop=24, size=16)
@@ -511,8 +511,9 @@ def test_real_lfw_protocol():
     for a in range(10):
         for b in range(a + 1, 10):
             assert not people[a] & people[b], f"folds {a} and {b} share people"
-    train = set(lfw.train_identities(3))
-    assert not train & people[3] and len(train) + len(people[3]) == 5749
+    train = set(lfw.train_identities(3))  # outside the test fold 3 and the validation fold 4
+    assert lfw.validation_fold(3) == 4 and lfw.validation_fold(9) == 0
+    assert not train & (people[3] | people[4]) and len(train) + len(people[3]) + len(people[4]) == 5749
     i, j, same = folds[0]
     labels = lfw.labels
     assert (labels[i] == labels[j]).numpy().tolist() == same.tolist()

@@ -14,7 +14,10 @@ from frbook import experiment
 from frbook.data import LFW, write_cropped_copy
 from frbook.data.decoded import DecodedFaces, PairFaces, decode_all
 from frbook.heads import CosineClassifier, LinearClassifier
+from frbook.protocol import entry_config, protocol_hash
 from frbook.provenance import REPO
+from frbook.train.config import load_config
+from frbook.train.data import build_data
 
 
 def numbered_images(n, size=4):
@@ -63,35 +66,31 @@ def test_pair_faces_reindexes_pairs_to_its_own_rows():
     assert faces.pairs.issame.tolist() == same.tolist() and len(faces) == 5 and faces.n_folds == 2
 
 
-def lfw_config(root, **changes) -> dict:
-    config = experiment.merge(experiment.DEFAULTS, {
+def lfw_config(root) -> dict:
+    return load_config(raw={
         "data": {"kind": "lfw", "path": str(root), "size": 16, "channels": 1, "flip": True},
-        "model": {"name": "small_cnn", "embedding_dim": 8},
-        "train": {"steps": 2, "batch_size": 2, "lr": 0.01},
-        "eval": {"fars": [], "flip": True}, "seeds": [0], "folds": [0, 1],
-        "losses": {"arcface": {"s": 30, "m": 0.5}}}, where="test")
-    config["name"] = "lfw_test"
-    for key, value in changes.items():
-        section, name = key.split("__")
-        config[section][name] = value
-    experiment.check_data(config, where="test")
-    return config
+        "model": {"name": "small_cnn", "params": {"embedding_dim": 8}},
+        "train": {"steps": 2, "batch_size": 2}, "optim": {"lr": 0.01},
+        "eval": {"targets": [], "fars": [], "flip": True},
+        "compare": {"seeds": [0], "folds": [0, 1], "losses": {"arcface": {"loss": {"name": "arcface"}}}}})
 
 
 def test_lfw_splits_hold_out_the_test_and_validation_folds(tmp_path):
     root = lfw_folder(tmp_path / "lfw")
     lfw = LFW(root, channels=1, size=16)
     for fold in (0, 1):
-        train, val, test = experiment.lfw_splits(lfw_config(root), fold, "cpu")
+        data = build_data(entry_config(lfw_config(root), "arcface", seed=0, fold=fold))
+        train, val, test = data.train, data.val, data.test
         # Two folds: everyone in a pair is held out, and only the fifth person (in no pair) trains.
-        assert isinstance(train, DecodedFaces) and len(train) == 3 and train.num_classes == 1 and train.flip
+        assert isinstance(train, DecodedFaces) and len(train) == 3 and train.num_classes == 1
         assert len(test.pairs.i) == 4 and len(val.pairs.i) == 4
         # Each of the two sub-folds of the accuracy holds one matched and one mismatched pair.
         assert test.n_folds == 2 and test.pairs.issame.tolist() == [True, False, True, False]
-        expected = lfw.pairs(fold)
-        rows = decode_all(lfw)[torch.as_tensor(test.items)]
-        first = {tuple(r.flatten().tolist()) for r in rows[test.pairs.i]}
-        assert first == {tuple(im.flatten().tolist()) for im in decode_all(lfw)[torch.as_tensor(expected.i)]}
+        for pairs, k in ((test, fold), (val, 1 - fold)):
+            expected = lfw.pairs(k)
+            rows = decode_all(lfw)[torch.as_tensor(pairs.items)]
+            first = {tuple(r.flatten().tolist()) for r in rows[pairs.pairs.i]}
+            assert first == {tuple(im.flatten().tolist()) for im in decode_all(lfw)[torch.as_tensor(expected.i)]}
     assert {n for n in lfw.identities if n not in PEOPLE} == {"Ed_Fox"}
 
 
@@ -104,54 +103,52 @@ def test_lfw_comparison_end_to_end(tmp_path, one_thread):
     path = tmp_path / "lfw_test.yaml"
     path.write_text(yaml.safe_dump({
         "data": {"kind": "lfw", "path": str(root), "size": 16, "channels": 1, "flip": True},
-        "model": {"name": "small_cnn", "embedding_dim": 8},
-        "train": {"steps": 2, "batch_size": 2, "lr": 0.01, "precision": "bf16", "channels_last": True},
-        "eval": {"fars": [], "flip": True}, "seeds": [0], "folds": [0, 1],
-        "losses": {"arcface": {"s": 30, "m": 0.5},
-                   "search_softmax": {"search": {"candidates": 2, "epochs": 2, "engine": "loop"}}}}))
-    paths = experiment.compare(path, out_dir=tmp_path / "out", device="cpu", progress=False, folds=[1])
+        "model": {"name": "small_cnn", "params": {"embedding_dim": 8}},
+        "train": {"steps": 2, "batch_size": 2, "precision": "bf16", "channels_last": True},
+        "optim": {"lr": 0.01}, "eval": {"targets": [], "fars": [], "flip": True},
+        "checkpoint": {"keep_best": "none"},
+        "compare": {"seeds": [0], "folds": [0, 1],
+                    "losses": {"arcface": {"loss": {"name": "arcface", "params": {"s": 30, "m": 0.5}}},
+                               "search_softmax": {"search": {"method": "search", "candidates": 2, "epochs": 2,
+                                                             "engine": "loop"}}}}}))
+    paths = experiment.compare(path, out_dir=tmp_path / "out", device="cpu", progress=False, folds=[1],
+                               runs_dir=tmp_path / "runs")
     assert sorted(p.name for p in paths) == ["arcface-fold1-seed0.json", "search_softmax-fold1-seed0.json"]
     for p in paths:
         run = json.loads(p.read_text())
         assert run["fold"] == 1 and run["metrics"]["pairs"] == 4 and 0 <= run["metrics"]["accuracy"] <= 1
-        assert run["protocol"] == experiment.protocol_hash(experiment.load_config(path))
+        assert run["protocol"] == protocol_hash(experiment.load_comparison(path))
+        assert run["config"]["data"]["test_fold"] == 1
     mtime = paths[0].stat().st_mtime_ns
-    experiment.compare(path, out_dir=tmp_path / "out", device="cpu", progress=False, folds=[1])
+    experiment.compare(path, out_dir=tmp_path / "out", device="cpu", progress=False, folds=[1],
+                               runs_dir=tmp_path / "runs")
     assert paths[0].stat().st_mtime_ns == mtime  # done runs are not repeated
 
 
 def test_lfw_config_errors_name_the_problem(tmp_path):
-    base = {"model": {"name": "small_cnn", "embedding_dim": 8}, "losses": {"arcface": {}}}
-    cases = [({"folds": [0, 1]}, "folds are LFW's"),
-             ({"data": {"kind": "lfw"}, "folds": [10]}, "0..9"),
-             ({"data": {"kind": "faces"}}, "kind must be"),
-             ({"train": {"precision": "fp16"}}, "precision must be"),
-             ({"data": {"kind": "lfw", "label_noise": 0.2}}, "SynthFaces settings")]
+    base = {"model": {"name": "small_cnn", "params": {"embedding_dim": 8}}, "train": {"steps": 2}, "eval": {"targets": []},
+            "compare": {"losses": {"arcface": {}}}}
+    cases = [({"compare": {"folds": [0, 1], "losses": {"arcface": {}}}}, "folds are LFW's"),
+             ({"data": {"kind": "lfw"}, "compare": {"folds": [10], "losses": {"arcface": {}}}}, "0..9"),
+             ({"data": {"kind": "faces"}}, "data.kind must be one of"),
+             ({"data": {"kind": "lfw", "label_noise": 0.2}}, "label_noise flips SynthFaces labels")]
     for extra, message in cases:
         path = tmp_path / "c.yaml"
         path.write_text(yaml.safe_dump({**base, **extra}))
         with pytest.raises(ValueError, match=message):
-            experiment.load_config(path)
+            experiment.load_comparison(path)
     path.write_text(yaml.safe_dump(base))
     with pytest.raises(ValueError, match="--folds is for LFW"):
         experiment.compare(path, out_dir=tmp_path, folds=[0])
 
 
 def test_where_the_data_lives_and_which_folds_run_leave_the_protocol_unchanged(tmp_path):
-    config = experiment.load_config(REPO / "configs" / "compare_lfw_cpu.yaml")
+    config = experiment.load_comparison(REPO / "configs" / "compare_lfw_cpu.yaml")
     moved = json.loads(json.dumps(config))
-    moved["data"]["path"], moved["folds"] = "/somewhere/else", [3]
-    assert experiment.protocol_hash(moved) == experiment.protocol_hash(config)
+    moved["data"]["path"], moved["compare"]["folds"] = "/somewhere/else", [3]
+    assert protocol_hash(moved) == protocol_hash(config)
     moved["data"]["size"] = 32
-    assert experiment.protocol_hash(moved) != experiment.protocol_hash(config)
-
-
-@pytest.mark.parametrize("name", ["compare_all_cpu", "compare_margins_cpu", "tml_cpu"])
-def test_synthfaces_protocols_keep_their_fingerprints(name):
-    """New keys at their neutral values stay out of the fingerprint: old result files still match."""
-    config = experiment.load_config(REPO / "configs" / f"{name}.yaml")
-    stored = json.loads(next((REPO / "book" / "results" / name).glob("*.json")).read_text())["protocol"]
-    assert experiment.protocol_hash(config) == stored
+    assert protocol_hash(moved) != protocol_hash(config)
 
 
 def test_heads_answer_in_float32_under_autocast():
@@ -196,9 +193,9 @@ def load_launcher():
 
 def test_launcher_starts_searches_first_fold_by_fold():
     launcher = load_launcher()
-    config = experiment.load_config(REPO / "configs" / "compare_lfw_cpu.yaml")
+    config = experiment.load_comparison(REPO / "configs" / "compare_lfw_cpu.yaml")
     jobs = launcher.job_list(config, only=["arcface", "search_softmax", "softmax"], folds=[2, 0])
     assert jobs == [("search_softmax", 2), ("arcface", 2), ("softmax", 2),
                     ("search_softmax", 0), ("arcface", 0), ("softmax", 0)]
-    synth = experiment.load_config(REPO / "configs" / "compare_margins_cpu.yaml")
+    synth = experiment.load_comparison(REPO / "configs" / "compare_margins_cpu.yaml")
     assert {fold for _, fold in launcher.job_list(synth, None, None)} == {None}

@@ -7,18 +7,15 @@ two (test_search_softmax_matches_closed_form); Random-Softmax trains with the a 
 (test_policy_mean_moves_from_every_start); the reward never sees the test identities
 (test_reward_never_sees_test_identities).
 """
-import copy
-import json
 import math
 
 import pytest
 import torch
-import yaml
+
 
 from frbook import losses, models, search
 from frbook.heads import CosineClassifier
 from frbook.losses.amlfs import piecewise_linear
-from frbook.search import run as search_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -323,71 +320,6 @@ def test_settings_are_checked():
         search.make_candidates("threads", *tiny_network(), 2)
     with pytest.raises(ValueError, match="unknown search space"):
         search.make_space("sphereface")
-
-
-# --- configs and the command ----------------------------------------------------------------------
-
-TINY = {
-    "name": "tiny_search",
-    "data": {"train_identities": 6, "val_identities": 3, "test_identities": 4,
-             "images_per_identity": 4, "test_images_per_identity": 4, "size": 16},
-    "model": {"name": "small_cnn", "embedding_dim": 8},
-    "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1},
-    "eval": {"num_pairs": 24, "fars": [0.1]},
-    "seeds": [0],
-    "searches": {"ss": {"s": 10, "candidates": 2, "epochs": 2}},
-}
-
-
-def write(tmp_path, config):
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def test_reward_never_sees_test_identities(tmp_path, monkeypatch):
-    seen = []
-    original = search_run.held_out_accuracy
-
-    def spy(data, device):
-        seen.append(data)
-        return original(data, device)
-
-    monkeypatch.setattr(search_run, "held_out_accuracy", spy)
-    config = search_run.load_search_config(write(tmp_path, TINY))
-    search_run.run_search(config, "ss", seed=0, device="cpu")
-    (val,) = seen
-    assert val.identities.tolist() == [6, 7, 8]  # the validation block: after train's 0..5, before test's 9..12
-
-
-def test_search_command_writes_results_and_skips_finished_runs(tmp_path, capsys):
-    from frbook.__main__ import main
-
-    path = write(tmp_path, TINY)
-    out = tmp_path / "out"
-    assert main(["search", "--config", str(path), "--out", str(out), "--state-dir", str(tmp_path / "state"),
-                 "--quiet"]) == 0
-    result = json.loads((out / "ss-seed0.json").read_text())
-    assert len(result["history"]) == 2 and 0 <= result["metrics"]["accuracy"] <= 1
-    assert result["protocol"] == search_run.search_hash(search_run.load_search_config(path))
-    assert result["provenance"]["command"]
-    assert not list((tmp_path / "state").glob("*.pt"))  # a finished search leaves no state behind
-    before = (out / "ss-seed0.json").stat().st_mtime_ns
-    main(["search", "--config", str(path), "--out", str(out), "--quiet"])
-    assert (out / "ss-seed0.json").stat().st_mtime_ns == before
-
-
-@pytest.mark.parametrize("change, message", [
-    ({"searches": {}}, "'searches' is empty"),
-    ({"searches": {"ss": {"candiates": 2}}}, "unknown key 'candiates'"),
-    ({"searches": {"ss": {"method": "grid", "epochs": 2}}}, "searches: ss: method must be"),
-    ({"searches": {"ss": {"space": "arcface", "epochs": 2}}}, "unknown search space"),
-    ({"searches": {"ss": {"s": -1, "epochs": 2}}}, "s must be a positive number"),
-    ({"searches": {"ss": {"epochs": 10}}}, r"train.steps \(4\) must be at least"),
-])
-def test_bad_search_configs_are_named(tmp_path, change, message):
-    with pytest.raises(ValueError, match=message):
-        search_run.load_search_config(write(tmp_path, {**copy.deepcopy(TINY), **change}))
 
 
 def test_learning_rate_schedules():

@@ -181,11 +181,11 @@ def test_tml_set_overrides_validate():
 
 
 def test_shipped_tml_comparison_config_validates():
-    from frbook.experiment import load_config
+    from frbook.experiment import load_comparison
     from frbook.provenance import REPO
 
-    config = load_config(REPO / "configs" / "tml_cpu.yaml")
-    assert any("tml" in (spec or {}) for spec in config["losses"].values())
+    config = load_comparison(REPO / "configs" / "tml_cpu.yaml")
+    assert any(entry.get("loss", {}).get("aux") == "tml" for entry in config["compare"]["losses"].values())
 
 
 def test_compare_with_tml_reports_cnn_and_fused_metrics(tmp_path):
@@ -193,28 +193,30 @@ def test_compare_with_tml_reports_cnn_and_fused_metrics(tmp_path):
 
     import yaml
 
-    from frbook.experiment import compare, load_config
+    from frbook.experiment import compare, load_comparison
 
     config = {
         "name": "tiny_tml",
-        "data": {"train_identities": 6, "val_identities": 2, "test_identities": 6,
-                 "images_per_identity": 4, "test_images_per_identity": 4, "size": 32},
-        "model": {"name": "small_cnn", "embedding_dim": 8},
+        "data": {"identities": 6, "val_identities": 2, "test_identities": 6,
+                 "images_per_identity": 4, "test_images_per_identity": 4, "size": 32, "flip": False},
+        "model": {"name": "small_cnn", "params": {"embedding_dim": 8}},
         "train": {"steps": 2, "batch_size": 8},
-        "eval": {"num_pairs": 40, "fars": [0.1]},
-        "seeds": [0],
-        "losses": {"cosface": {"s": 10},
-                   "cosface_tml": {"loss": "cosface", "s": 10, "tml": {"weight": 0.5, "width": 8, "heads": 2}}},
+        "eval": {"targets": [], "num_pairs": 40, "fars": [0.1]},
+        "compare": {"seeds": [0], "losses": {
+            "cosface": {"loss": {"name": "cosface", "params": {"s": 10}}},
+            "cosface_tml": {"loss": {"name": "cosface", "params": {"s": 10}, "aux": "tml",
+                                     "tml": {"weight": 0.5, "width": 8, "heads": 2}}}}},
     }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
-    plain, with_tml = (json.loads(p.read_text()) for p in compare(path, out_dir=tmp_path / "out", progress=False))
+    plain, with_tml = (json.loads(p.read_text()) for p in compare(path, out_dir=tmp_path / "out", progress=False,
+                                                                  runs_dir=tmp_path / "runs"))
     assert "fused" not in plain["metrics"]
     assert 0 <= with_tml["metrics"]["fused"]["accuracy"] <= 1 and "0.1" in with_tml["metrics"]["fused"]["tar_at_far"]
     assert with_tml["loss_params"]["tml_weight"] == 0.5 and with_tml["loss_params"]["s"] == 10
     assert "maxrss_growth_bytes" in with_tml["metrics"] or "cuda_peak_bytes" in with_tml["metrics"]
 
-    config["losses"]["cosface_tml"]["tml"] = {"width": 10, "heads": 4}
+    config["compare"]["losses"]["cosface_tml"]["loss"]["tml"] = {"width": 10, "heads": 4}
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(ValueError, match="cosface_tml: tml: .*divisible"):
-        load_config(path)
+    with pytest.raises(ValueError, match="cosface_tml: loss.tml: .*divisible"):
+        load_comparison(path)

@@ -199,14 +199,19 @@ def test_lfw_protocol_trains_on_other_folds_and_tests_on_its_own(tmp_path):
     from frbook.data import LFW
 
     root = lfw_folder(tmp_path / "lfw", size=40)
+    extra = root / "lfw" / "Fay_Gil"  # a second person in no pair: with two folds held out, two people train
+    extra.mkdir()
+    for k, image in enumerate(sorted((root / "lfw" / "Di_Egan").iterdir())):
+        (extra / f"Fay_Gil_{k + 1:04d}.jpg").write_bytes(image.read_bytes())
     config = tiny(data={"kind": "lfw", "path": str(root), "test_fold": 0, "crop": 36, "size": 16,
                         "channels": 1, "cache": True},
-                  train={"steps": 2, "batch_size": 4}, eval={"targets": ["lfw"], "every": 0},
-                  checkpoint={"keep_best": "lfw/accuracy"})
+                  train={"steps": 2, "batch_size": 4}, eval={"targets": ["val", "lfw"], "every": 0},
+                  checkpoint={"keep_best": "val/accuracy"})
     summary = train(config, out_dir=tmp_path / "run", progress=False)
     lfw = LFW(root)
-    assert not set(lfw.train_identities(0)) & lfw.fold_identities(0)
-    assert set(summary["metrics"]) == {"lfw/accuracy", "lfw/auc", "lfw/eer"}
+    assert lfw.train_identities(0) == ["Ed_Fox", "Fay_Gil"]  # outside the test fold 0 and validation fold 1
+    assert not set(lfw.train_identities(0)) & (lfw.fold_identities(0) | lfw.fold_identities(1))
+    assert set(summary["metrics"]) == {f"{t}/{m}" for t in ("val", "lfw") for m in ("accuracy", "auc", "eer")}
     assert (tmp_path / "run" / "best.pt").exists()
 
 

@@ -66,6 +66,9 @@ class DecodedFaces:
     def __len__(self) -> int:
         return len(self.images)
 
+    def __getitem__(self, i):
+        return self.images[i].float() / 255, int(self.labels[i])
+
     def loader(self, batch_size: int, shuffle: bool = True, generator_seed: int = 0, drop_last: bool = False):
         return _batches(self.images, self.labels, batch_size, shuffle, generator_seed, drop_last,
                         self.flip and shuffle)

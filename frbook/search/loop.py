@@ -123,7 +123,7 @@ class SearchResult:
 
 def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], float], settings: SearchSettings,
            device=None, state_path: str | Path | None = None, stop_after: int | None = None,
-           progress: bool = True) -> SearchResult:
+           progress: bool = True, flip: bool = False) -> SearchResult:
     """Search a loss in ``space`` while training ``backbone`` and ``head`` on ``data``.
 
     Args:
@@ -134,6 +134,7 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
             loss to it (one of the official code's mistakes).
         state_path: save the state there after every epoch, and resume from it if it exists.
         stop_after: stop after this many epochs in all (to test resuming, or to split a long search).
+        flip: mirror about half of each batch's images, as the trainer does (``data.flip``).
     """
     world = setup(device)
     device = world.device
@@ -160,7 +161,7 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
 
     first = len(history)
     last = s.epochs if stop_after is None else min(s.epochs, stop_after)
-    batches = islice(draw_batches(data, s.batch_size, s.seed, device), first * s.steps_per_epoch, None)
+    batches = islice(draw_batches(data, s.batch_size, s.seed, device, flip), first * s.steps_per_epoch, None)
     bar = tqdm(total=(last - first) * s.steps_per_epoch, disable=not (progress and world.is_main), unit="step",
                desc=f"{s.method} ({s.candidates} candidates)")
     for epoch in range(first, last):

@@ -22,7 +22,7 @@ import yaml
 from .. import losses, models
 
 __all__ = ["SCHEMA", "ConfigError", "defaults", "load_config", "validate", "parse_override",
-           "apply_override", "check_data_paths", "describe", "loss_params", "model_params", "make_tml"]
+           "apply_override", "check_data_paths", "describe", "loss_params", "model_params", "make_loss", "entry_config"]
 
 
 class ConfigError(ValueError):
@@ -40,10 +40,14 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "size": (64, "int", "image side in pixels, after cropping"),
         "channels": (1, (1, 3), "1 grey, 3 colour"),
         "crop": (None, "int|null", "centre crop before resizing (real images)"),
-        "test_fold": (0, "int", "lfw: the fold (0-9) whose 600 pairs are the test; its people are not trained on"),
+        "test_fold": (0, "int", "lfw: the fold (0-9) whose 600 pairs are the test; the next fold validates; the "
+                      "people of both are not trained on"),
         "identities": (400, "int", "synth: training identities"),
-        "val_identities": (100, "int", "synth: held-out identities for the 'synth' evaluation"),
-        "images_per_identity": (20, "int", "synth: images of each identity"),
+        "val_identities": (100, "int", "synth: held-out identities for the 'synth' evaluation and a search's reward"),
+        "test_identities": (100, "int", "synth: held-out identities a comparison tests on, once, at the end"),
+        "images_per_identity": (20, "int", "synth: images of each training identity"),
+        "test_images_per_identity": (10, "int", "synth: images of each validation and test identity"),
+        "label_noise": (0.0, "float", "synth: share of training labels moved to another identity, in [0, 1)"),
         "difficulty": (0.5, "float", "synth: nuisance strength in [0, 1]"),
         "seed": (0, "int", "synth: which population of faces"),
         "flip": (True, "bool", "random horizontal flips, the field's usual augmentation"),
@@ -96,10 +100,34 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "eval": {
         "every": (0, "int", "steps between evaluations; 0: only at the end"),
-        "targets": (["synth"], "list[str]", "'synth' (held-out identities), 'lfw' (test_fold's pairs for "
-                    "data.kind lfw, else all 6000), or verification .bin paths"),
+        "targets": (["synth"], "list[str]", "'synth' (held-out identities), 'val' (the validation split), 'lfw' "
+                    "(test_fold's pairs for data.kind lfw, else all 6000), or verification .bin paths"),
         "batch_size": (256, "int", "evaluation batch"),
         "flip": (True, "bool", "flip-sum embeddings (InsightFace's protocol)"),
+        "num_pairs": (6000, "int", "comparisons: balanced pairs drawn from the SynthFaces test identities"),
+        "fars": ([1e-3], "list[float]", "comparisons: FARs of the TAR@FAR in a result file"),
+        "all_pairs_fars": ([], "list[float]", "comparisons: FARs read over every pair of the SynthFaces test images"),
+    },
+    "search": {
+        "method": ("none", ("none", "search", "random"), "none: train with loss.name; search: Search-Softmax / "
+                   "AM-LFS (REINFORCE on the reward); random: Random-Softmax (random samples)"),
+        "space": ("search_softmax", ("search_softmax", "amlfs", "amlfs_cosine"), "the space of losses searched"),
+        "s": (32.0, "float", "the scale of the searched losses"),
+        "mode": ("global", "str", "search_softmax: how a sample becomes the loss's a (see frbook.search.spaces)"),
+        "mean": (1.0, "float", "search_softmax: the policy's initial mean"),
+        "pieces": (6, "int", "amlfs: pieces of the piecewise-linear function"),
+        "candidates": (8, "int", "M: candidate networks trained side by side"),
+        "epochs": (20, "int", "policy updates; train.steps are split evenly into them"),
+        "sigma": (0.2, "float", "the policy's standard deviation"),
+        "policy_lr": (0.05, "float", "Adam's rate for the policy"),
+        "betas": ([0.5, 0.999], "list[float]", "Adam's betas for the policy"),
+        "engine": ("stacked", ("stacked", "loop"), "stacked: the M candidates in one vmapped network; loop: one after another"),
+    },
+    "compare": {
+        "seeds": ([0], "list[int]", "the seeds each entry of losses runs with (each its own weights and batch order)"),
+        "folds": ([0], "list[int]", "lfw: the test folds each entry runs on"),
+        "losses": ({}, "dict", "label -> the sections and keys this entry changes, e.g. "
+                   "{loss: {name: arcface, params: {s: 30, m: 0.5}}} or {search: {method: search}}"),
     },
     "checkpoint": {
         "every": (0, "int", "steps between checkpoints (last.pt); 0: only at the end"),
@@ -111,7 +139,8 @@ TOP_LEVEL = {"name": (None, "str|null", "run name (default: the config file's na
 
 # Changing these between a run and its resumption does not change what is computed.
 RESUMABLE_CHANGES = {("train", "device"), ("train", "log_every"), ("train", "compile"),
-                     ("data", "workers"), ("data", "cache"), ("data", "path"), ("eval",), ("checkpoint",), ("name",)}
+                     ("data", "workers"), ("data", "cache"), ("data", "path"), ("eval",), ("checkpoint",), ("name",),
+                     ("compare",)}
 
 
 def defaults() -> dict:
@@ -201,6 +230,8 @@ def _check_type(where: str, value, kind):
         "dict": lambda v: isinstance(v, dict),
         "list[int]": lambda v: isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
         "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "list[float]": lambda v: isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                              for x in v),
     }[kind]
     if value is None and kind == "dict":
         return {}
@@ -212,6 +243,8 @@ def _check_type(where: str, value, kind):
     if not ok(value):
         raise ConfigError(f"{where} must be {'an' if kind == 'int' else 'a'} {kind}"
                           f"{' (or null)' if value is None else ''}; got {value!r} ({type(value).__name__})")
+    if kind == "list[float]":
+        return [float(x) for x in value]
     return float(value) if kind == "float" else value
 
 
@@ -231,7 +264,50 @@ def validate(raw: dict) -> dict:
                 raise ConfigError(f"unknown key {key}.{sub}; {key} has: {', '.join(SCHEMA[key])}")
             config[key][sub] = _check_type(f"{key}.{sub}", v, SCHEMA[key][sub][1])
     _check_values(config)
+    for label, entry in config["compare"]["losses"].items():
+        entry_config(config, label)  # every entry checked now, not when its turn comes
     return config
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("params", "tml", "losses"):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def entry_config(config: dict, label: str, seed: int | None = None, fold: int | None = None) -> dict:
+    """The whole config of the entry ``label`` of ``compare.losses``: the shared sections with the
+    entry's changes, trained with ``seed`` (``train.seed``) and tested on LFW fold ``fold``
+    (``data.test_fold``), checked like any config; its ``name`` is the comparison's."""
+    entries = config["compare"]["losses"]
+    if label not in entries:
+        raise ConfigError(f"compare.losses has no entry {label!r}; it has: {', '.join(entries) or 'none'}")
+    entry = entries[label]
+    where = f"compare.losses.{label}"
+    if not isinstance(label, str) or not label or "/" in label or "\\" in label or label.startswith("."):
+        raise ConfigError(f"{where}: a label names result files; use letters, digits, '_', '-', '=' and '.' "
+                          f"(not starting with '.'), no '/'")
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a mapping of the sections it changes, e.g. "
+                          f"{{loss: {{name: arcface, params: {{s: 30, m: 0.5}}}}}}; got {entry!r}")
+    wrong = sorted(set(entry) - set(SCHEMA) | (set(entry) & {"compare"}))
+    if wrong:
+        raise ConfigError(f"{where}: an entry changes sections of the config ({', '.join(k for k in SCHEMA if k != 'compare')}), "
+                          f"not {', '.join(map(repr, wrong))}")
+    base = {k: v for k, v in config.items() if k != "compare"}
+    run = _merged(base, entry)
+    if seed is not None:
+        run["train"]["seed"] = seed
+    if fold is not None:
+        run["data"]["test_fold"] = fold
+    try:
+        return validate(run)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _positive(config, *keys, allow_zero=False):
@@ -308,7 +384,41 @@ def _check_values(config: dict) -> None:
     if "synth" in config["eval"]["targets"] and d["kind"] != "synth":
         raise ConfigError("eval target 'synth' is the held-out SynthFaces identities of data.kind synth; "
                           "for real data use 'lfw' or .bin paths in eval.targets")
+    _check_protocol(config)
     _build_loss_and_model(config)
+
+
+def _check_protocol(config: dict) -> None:
+    """The keys comparisons and searches add: held-out sets, evaluation, the search, the entries."""
+    d, e, s, c = config["data"], config["eval"], config["search"], config["compare"]
+    _positive(config, "data.test_identities", "data.test_images_per_identity", "eval.num_pairs",
+              "search.candidates", "search.epochs", "search.pieces", "search.sigma", "search.policy_lr", "search.s")
+    if not 0 <= d["label_noise"] < 1:
+        raise ConfigError(f"data.label_noise must be in [0, 1); got {d['label_noise']}")
+    if d["label_noise"] and d["kind"] != "synth":
+        raise ConfigError("data.label_noise flips SynthFaces labels; real data sets bring their own noise")
+    for key in ("fars", "all_pairs_fars"):
+        if not all(0 < far <= 1 for far in e[key]):
+            raise ConfigError(f"eval.{key} must be false acceptance rates in (0, 1]; got {e[key]}")
+    if e["all_pairs_fars"] and d["kind"] != "synth":
+        raise ConfigError("eval.all_pairs_fars reads every pair of SynthFaces test images; LFW has its pairs")
+    if "val" in e["targets"] and d["kind"] not in ("synth", "lfw"):
+        raise ConfigError("eval target 'val' is the validation split of data.kind synth or lfw")
+    if len(s["betas"]) != 2 or not all(0 <= b < 1 for b in s["betas"]):
+        raise ConfigError(f"search.betas must be two numbers in [0, 1); got {s['betas']}")
+    if s["method"] != "none":
+        steps = config["train"]["steps"]
+        if steps is None or steps < s["epochs"]:
+            raise ConfigError(f"a search splits train.steps into search.epochs ({s['epochs']}): give train.steps "
+                              f"of at least that many (got {steps})")
+        if d["kind"] not in ("synth", "lfw"):
+            raise ConfigError("a search rewards on the validation split: data.kind must be synth or lfw")
+    if not c["seeds"] or any(seed < 0 for seed in c["seeds"]) or len(set(c["seeds"])) != len(c["seeds"]):
+        raise ConfigError(f"compare.seeds must be distinct seeds >= 0; got {c['seeds']}")
+    if not c["folds"] or any(not 0 <= k <= 9 for k in c["folds"]) or len(set(c["folds"])) != len(c["folds"]):
+        raise ConfigError(f"compare.folds must be distinct LFW test folds in 0..9; got {c['folds']}")
+    if c["folds"] != [0] and d["kind"] != "lfw":
+        raise ConfigError("compare.folds are LFW's test folds; SynthFaces (data.kind: synth) has one split")
 
 
 def _build_loss_and_model(config: dict) -> None:
@@ -348,23 +458,17 @@ def _build_loss_and_model(config: dict) -> None:
                               f"{config['model']['name']!r} has none")
         try:
             with torch.device("meta"):
-                make_tml(config, backbone, num_classes=2)
+                make_loss(config, backbone, num_classes=2)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"loss.tml: {exc}") from None
 
 
-TML_KEYS = ("weight", "depth", "heads", "width", "mlp_ratio", "dropout", "pooling", "embedding_dim")
-
-
-def make_tml(config: dict, backbone, num_classes: int):
-    """The transformer-metric loss of a config with ``loss.aux: tml``, sized for ``backbone``."""
-    from ..losses.tml import TransformerMetricLoss
-
-    unknown = sorted(set(config["loss"]["tml"]) - set(TML_KEYS))
-    if unknown:
-        raise ValueError(f"unknown parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(TML_KEYS)}")
-    return TransformerMetricLoss.for_backbone(backbone, num_classes, base_loss=config["loss"]["name"],
-                                              base_params=loss_params(config), **config["loss"]["tml"])
+def make_loss(config: dict, backbone, num_classes: int):
+    """The loss of a config, with the transformer-metric loss around it when ``loss.aux`` is tml:
+    :func:`frbook.losses.build`, the one builder."""
+    tml = config["loss"]["tml"] if config["loss"]["aux"] == "tml" else None
+    return losses.build(config["loss"]["name"], loss_params(config), tml=tml, backbone=backbone,
+                        num_classes=num_classes)
 
 
 def check_data_paths(config: dict) -> None:
@@ -374,8 +478,8 @@ def check_data_paths(config: dict) -> None:
         raise ConfigError(f"data.path {d['path']!r} does not exist; point it at the data with "
                           f"--set data.path=/where/it/is")
     for target in config["eval"]["targets"]:
-        if target not in ("synth", "lfw") and not Path(target).expanduser().exists():
-            raise ConfigError(f"eval.targets: {target!r} does not exist; give 'synth', 'lfw' or "
+        if target not in ("synth", "val", "lfw") and not Path(target).expanduser().exists():
+            raise ConfigError(f"eval.targets: {target!r} does not exist; give 'synth', 'val', 'lfw' or "
                               "the path of a verification .bin (e.g. --set eval.targets=[lfw])")
 
 

@@ -2,53 +2,39 @@
 
 Targets (``eval.targets`` of a training config):
 
-* ``synth``: the held-out SynthFaces identities of the run (never trained on); pairs drawn from
-  their labels, as :func:`frbook.eval.evaluate` does for a SynthFaces target.
+* ``synth``: the held-out validation identities of a SynthFaces run (never trained on); pairs
+  drawn from their labels, as :func:`frbook.eval.evaluate` does for a SynthFaces target.
+* ``val`` with ``data.kind: lfw``: the validation fold's 600 pairs (:mod:`frbook.train.data`), for
+  picking a best checkpoint on pairs that are not the test's.
 * ``lfw`` with ``data.kind: lfw``: the 600 pairs of the test fold, LFW's "unrestricted, no
   outside data" protocol (the fold's people are not in the training set). The accuracy's
-  threshold is cross-validated inside the fold: ten sub-folds (fewer for a tiny fold) of 30 matched + 30 mismatched
-  pairs, each scored with the threshold learned on the other nine, so no pair is scored with a
-  threshold fitted to it. AUC and EER need no threshold.
+  threshold is cross-validated inside the fold: ten sub-folds (fewer for a tiny fold) of 30
+  matched + 30 mismatched pairs, each scored with the threshold learned on the other nine, so no
+  pair is scored with a threshold fitted to it. AUC and EER need no threshold.
 * ``lfw`` with other training data: all 6,000 pairs, the usual 10-fold protocol.
 * a ``.bin`` path: an InsightFace verification set (AgeDB-30, CFP-FP, ...), its 10-fold protocol.
 
-Each yields ``{"<name>/accuracy", "<name>/auc", "<name>/eer"}``; ``<name>`` is ``synth``,
+Each yields ``{"<name>/accuracy", "<name>/auc", "<name>/eer"}``; ``<name>`` is ``synth``, ``val``,
 ``lfw`` or the file's stem.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..data import LFW
+from ..data.decoded import PairFaces
 from ..eval import embed, evaluate, verify
 
-__all__ = ["make_evaluators", "lfw_fold_report", "interleave_fold"]
-
-
-def interleave_fold(pairs) -> tuple[np.ndarray, int]:
-    """(an order of one LFW fold's pairs, a number of sub-folds) such that each sub-fold holds
-    as many matched as mismatched pairs; pairs.txt lists a fold's matched pairs first."""
-    same, diff = np.flatnonzero(pairs.issame), np.flatnonzero(~pairs.issame)
-    n_folds = next((k for k in (10, 5, 2) if len(same) == len(diff) and len(same) % k == 0), 1)
-    order = [np.concatenate([s, d]) for s, d in zip(np.split(same, n_folds), np.split(diff, n_folds))]
-    return np.concatenate(order), n_folds
+__all__ = ["make_evaluators", "pair_report", "target_names"]
 
 
 @torch.no_grad()
-def lfw_fold_report(model, lfw: LFW, fold: int, flip: bool = True, batch_size: int = 256, device=None,
-                    fars=(1e-2, 1e-3)):
-    """The :class:`~frbook.eval.VerificationReport` of one LFW fold (see the module docstring)."""
-    pairs = lfw.pairs(fold)
-    items = np.unique(np.concatenate([pairs.i, pairs.j]))
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(lfw, items.tolist()), batch_size=batch_size)
-    embeddings, _ = embed(model, loader, device=device, flip=flip)
-    order, n_folds = interleave_fold(pairs)
-    rows = (np.searchsorted(items, pairs.i[order]), np.searchsorted(items, pairs.j[order]), pairs.issame[order])
-    return verify(embeddings, pairs=rows, n_folds=n_folds, fars=fars,
-                  title=f"LFW fold {fold} ({len(order)} pairs), {'flip-sum' if flip else 'single'} embeddings")
+def pair_report(model, pairs: PairFaces, flip: bool = True, batch_size: int = 256, device=None, fars=(1e-2, 1e-3),
+                title: str | None = None):
+    """The :class:`~frbook.eval.VerificationReport` of a set of pairs (an LFW fold)."""
+    embeddings, _ = embed(model, pairs, device=device, flip=flip, batch_size=batch_size)
+    return verify(embeddings, pairs=pairs.pairs, n_folds=pairs.n_folds, fars=fars, title=title)
 
 
 def _metrics(name: str, report) -> dict:
@@ -56,20 +42,25 @@ def _metrics(name: str, report) -> dict:
             f"{name}/eer": float(report.eer)}
 
 
-def make_evaluators(config: dict, synth_val=None, lfw: LFW | None = None, device=None) -> dict:
-    """``{name: evaluate(model) -> metrics}`` for each of the config's ``eval.targets``."""
-    e, d = config["eval"], config["data"]
+def target_names(config: dict) -> list[str]:
+    """The metric prefix of each of the config's ``eval.targets``."""
+    return [t if t in ("synth", "val", "lfw") else Path(t).stem for t in config["eval"]["targets"]]
+
+
+def make_evaluators(config: dict, data=None, device=None) -> dict:
+    """``{name: evaluate(model) -> metrics}`` for each of the config's ``eval.targets``; ``data``
+    is the run's :class:`~frbook.train.data.RunData`."""
+    e, kind = config["eval"], config["data"]["kind"]
     # No TAR@FAR here: small evaluation sets have too few impostor pairs for low FARs.
     common = dict(flip=e["flip"], batch_size=e["batch_size"], device=device, fars=())
     evaluators = {}
-    for target in e["targets"]:
-        if target == "synth":
-            evaluators["synth"] = lambda model: _metrics("synth", evaluate(model, synth_val, **common))
-        elif target == "lfw" and lfw is not None:
-            evaluators["lfw"] = lambda model: _metrics("lfw", lfw_fold_report(model, lfw, d["test_fold"], **common))
-        elif target == "lfw":
-            evaluators["lfw"] = lambda model: _metrics("lfw", evaluate(model, "lfw", **common))
-        else:
-            name = Path(target).stem
+    for target, name in zip(e["targets"], target_names(config)):
+        if target == "synth" or (target == "val" and kind == "synth"):
+            evaluators[name] = lambda model, n=name: _metrics(n, evaluate(model, data.val, **common))
+        elif target == "val":
+            evaluators[name] = lambda model, n=name: _metrics(n, pair_report(model, data.val, **common))
+        elif target == "lfw" and kind == "lfw":
+            evaluators[name] = lambda model: _metrics("lfw", pair_report(model, data.test, **common))
+        else:  # 'lfw' for other training data, or a .bin
             evaluators[name] = lambda model, t=target, n=name: _metrics(n, evaluate(model, t, **common))
     return evaluators

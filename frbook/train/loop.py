@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..utils import pick_device
-from .batches import BatchPlan, fetch
+from .batches import BatchPlan, fetch, flip_mask
 from .parts import embed_batch, loss_value, make_optimizer, parameter_groups
 from .schedules import make_scheduler
 
@@ -148,14 +148,19 @@ def is_face_set(data) -> bool:
     return hasattr(data, "__len__") and hasattr(data, "__getitem__") and not isinstance(data, (list, tuple))
 
 
-def draw_batches(data, batch_size: int, seed: int, device=None):
+def draw_batches(data, batch_size: int, seed: int, device=None, flip: bool = False):
     """Yield (epoch, (images, labels)) for ever: a face set in the epoch order of ``seed`` (the
-    trainer's :class:`~frbook.train.batches.BatchPlan`, last incomplete batch dropped), else the
+    trainer's :class:`~frbook.train.batches.BatchPlan`, last incomplete batch dropped; with
+    ``flip``, the trainer's mirrored images, :func:`~frbook.train.batches.flip_mask`), else the
     batches of ``data``, replayed epoch after epoch."""
     if is_face_set(data):
         source = getattr(data, "device", device)  # SynthFaces renders where it lives
-        for epoch, _, [(_, items)] in BatchPlan(len(data), batch_size, seed)():
-            yield epoch, fetch(data, items, source)
+        for step, (epoch, _, [(_, items)]) in enumerate(BatchPlan(len(data), batch_size, seed)()):
+            images, labels = fetch(data, items, source)
+            if flip:
+                mirror = flip_mask(batch_size, seed, step).to(images.device).view(-1, 1, 1, 1)
+                images = torch.where(mirror, images.flip(-1), images)
+            yield epoch, (images, labels)
         return
     epoch = 0
     while True:

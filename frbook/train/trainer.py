@@ -28,41 +28,22 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import losses, models
-from ..data import LFW, DataNotFoundError, ImageFolderFaces, RecFaces, identity_splits
 from ..heads import CosineClassifier, make_head
 from ..provenance import REPO, provenance, write_json_atomic
 from ..utils import seed_everything
 from . import distributed
-from .batches import BatchPlan, InMemoryFaces, Prefetcher, flip_mask
+from .batches import BatchPlan, Prefetcher, flip_mask
 from .checkpointing import capture_rng, preserved_rng, read_run, restore_rng, save_run
-from .config import ConfigError, check_data_paths, compatible, loss_params, make_tml, model_params
-from .evaluation import make_evaluators
+from .config import ConfigError, check_data_paths, compatible, make_loss, model_params
+from .data import build_data
+from .evaluation import make_evaluators, target_names
 from .parts import loss_value, make_optimizer, parameter_groups
 from .partial_fc import PartialFC, sum_gradients_hook
 from .schedules import make_scheduler
 
-__all__ = ["Trainer", "train", "build_data"]
+__all__ = ["Trainer", "train"]
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def build_data(config: dict, device=None):
-    """(training set, held-out SynthFaces or None, LFW or None) for the config's ``data``."""
-    d = config["data"]
-    try:
-        if d["kind"] == "synth":
-            train_set, val, _ = identity_splits(
-                d["identities"], d["val_identities"], 1, seed=d["seed"], device=device or "cpu",
-                images_per_identity=d["images_per_identity"], size=d["size"], channels=d["channels"],
-                difficulty=d["difficulty"])
-            return train_set, val, None
-        if d["kind"] == "lfw":
-            lfw = LFW(d["path"], channels=d["channels"], crop=d["crop"], size=d["size"])
-            return lfw.train_set(d["test_fold"]), None, lfw
-        reader = ImageFolderFaces if d["kind"] == "folder" else RecFaces
-        return reader(d["path"], channels=d["channels"], crop=d["crop"], size=d["size"]), None, None
-    except DataNotFoundError as exc:
-        raise ConfigError(f"data.path: {exc} (set it with --set data.path=/where/it/is)") from None
 
 
 class Network(nn.Module):
@@ -121,10 +102,12 @@ class Trainer:
         self.out = Path(out_dir or REPO / "runs" / config["name"])
         t, device = config["train"], world.device
         check_data_paths(config)
-        self.train_set, synth_val, lfw = build_data(config, device if config["data"]["kind"] == "synth" else None)
-        if config["data"]["cache"] and config["data"]["kind"] != "synth":
-            self.train_set = InMemoryFaces(self.train_set, progress and world.is_main)
-        self.evaluators = make_evaluators(config, synth_val, lfw, device) if world.is_main else {}
+        # SynthFaces render, and decoded LFW sits, where the training runs; other real images are
+        # decoded on the CPU (by worker processes) and moved batch by batch.
+        in_place = config["data"]["kind"] in ("synth", "lfw")
+        self.data = build_data(config, device if in_place else None, progress and world.is_main)
+        self.train_set = self.data.train
+        self.evaluators = make_evaluators(config, self.data, device) if world.is_main else {}
         self.plan = BatchPlan(len(self.train_set), t["batch_size"], t["seed"], world.rank, world.size, t["accumulate"])
         self.total = t["steps"] or t["epochs"] * self.plan.batches_per_epoch
 
@@ -132,10 +115,7 @@ class Trainer:
         self.model_name, self.model_params = config["model"]["name"], model_params(config)
         self.backbone = models.get(self.model_name, **self.model_params).to(device)
         h, num_classes = config["head"], self.train_set.num_classes
-        if config["loss"]["aux"] == "tml":  # the base loss with a transformer on the feature map
-            self.loss = make_tml(config, self.backbone, num_classes).to(device)
-        else:
-            self.loss = losses.get(config["loss"]["name"], **loss_params(config)).to(device)
+        self.loss = make_loss(config, self.backbone, num_classes).to(device)
         if h["partial_fc"]:
             self.head = PartialFC(self.backbone.embedding_dim, num_classes, self.loss, h["sample_rate"])
         elif h["sub_centers"] > 1:
@@ -193,7 +173,7 @@ class Trainer:
                  "metrics": metrics or {}}
         save_run(self.out / name, self.backbone, self.model_name, self.model_params, training, extra)
 
-    def _resume(self, path) -> None:
+    def restore(self, path) -> None:
         record = read_run(path)
         saved = record["training"]
         changed = compatible(saved["config"], self.config)
@@ -288,7 +268,7 @@ class Trainer:
         if choice == "none" or not self.config["eval"]["targets"]:
             return None
         if choice == "auto":
-            return f"{next(iter(make_evaluators(self.config)))}/accuracy"
+            return f"{target_names(self.config)[0]}/accuracy"
         return choice
 
     # -- the loop -------------------------------------------------------------------------------
@@ -337,7 +317,7 @@ class Trainer:
         if resume == "auto":
             resume = self.out / "last.pt" if (self.out / "last.pt").exists() else None
         if resume is not None:
-            self._resume(resume)
+            self.restore(resume)
         self._open_logs(resumed=resume is not None)
         if self.step >= self.total:
             raise ConfigError(f"the checkpoint is at step {self.step}, the config trains {self.total} steps: "
