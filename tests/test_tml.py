@@ -1,4 +1,4 @@
-"""The transformer-metric loss (frbook.tml): shapes on every backbone, gradients, errors, fusion,
+"""The transformer-metric loss (frbook.losses.tml): shapes on every backbone, gradients, errors, fusion,
 and its use from fit, the trainer's config and the comparison configs."""
 import pytest
 import torch

@@ -61,7 +61,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "loss": {
         "name": ("arcface", "str", "a loss of frbook.losses"),
         "params": ({}, "dict", "its parameters, or a mapping loss name -> parameters (only loss.name's are used)"),
-        "aux": ("none", ("none", "tml"), "an auxiliary loss; tml: the transformer-metric loss (frbook.tml) on "
+        "aux": ("none", ("none", "tml"), "an auxiliary loss; tml: the transformer-metric loss (frbook.losses.tml) on "
                 "the backbone's last feature map, added to loss.name's"),
         "tml": ({}, "dict", "aux tml: TransformerMetricLoss parameters (weight, depth, heads, width, mlp_ratio, "
                 "dropout, pooling, embedding_dim); loss.name and its params are its base loss"),
