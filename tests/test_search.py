@@ -231,6 +231,60 @@ def test_engines_agree_in_float64():
     assert not torch.equal(first, second)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: torch.nn.BatchNorm2d(5), lambda: torch.nn.BatchNorm1d(5, affine=False),
+    lambda: torch.nn.BatchNorm2d(5, momentum=None), lambda: torch.nn.BatchNorm1d(5, track_running_stats=False),
+])
+def test_stackable_batch_norm_is_batch_norm_in_float64(make):
+    """Output, input and parameter gradients, running statistics: training for three batches, then
+    evaluation, equal nn.BatchNorm's (the stacked engine runs it in their place under vmap)."""
+    torch.manual_seed(0)
+    native = make().double()
+    with torch.no_grad():
+        for p in native.parameters():
+            p.add_(torch.rand_like(p))
+    mine = search.candidates.StackableBatchNorm(native).double()
+    g = torch.Generator().manual_seed(1)
+    shape = (6, 5, 3, 4) if isinstance(native, torch.nn.BatchNorm2d) else (6, 5)
+    for training in (True, True, True, False):
+        native.train(training), mine.train(training)
+        x = (3 * torch.rand(shape, generator=g, dtype=torch.float64) + 1).requires_grad_(True)
+        weights = torch.rand(shape, generator=g, dtype=torch.float64)
+        outs = [m(x) for m in (native, mine)]
+        assert torch.allclose(outs[0], outs[1], atol=1e-12)
+        grads = [torch.autograd.grad((out * weights).sum(), [x, *m.parameters()]) for out, m in zip(outs, (native, mine))]
+        for a, b in zip(*grads):
+            assert torch.allclose(a, b, atol=1e-10)
+        for (name, a), b in zip(native.named_buffers(), mine.buffers()):
+            assert torch.allclose(a.double(), b.double(), atol=1e-12), name
+
+
+def test_stacked_engine_runs_no_native_batch_norm():
+    """CUDA's batch norm cannot run under vmap (it asks for the memory format): the network the
+    stacked engine runs has none left, and keeps the ordinary network's tensor names."""
+    backbone = models.get("iresnet18", embedding_dim=8, in_channels=1, input_size=16)
+    engine = search.StackedCandidates(backbone, CosineClassifier(8, 4), 2)
+    kinds = {type(m) for m in engine.skeleton.modules()}
+    assert search.candidates.StackableBatchNorm in kinds
+    assert not any(issubclass(k, torch.nn.modules.batchnorm._BatchNorm) for k in kinds)
+    assert set(engine.params) | set(engine.buffers) == set(engine.template.state_dict())
+
+
+def test_auto_engine_is_the_loop_on_a_cpu_and_stacked_on_a_gpu():
+    pick = search.candidates.pick_engine
+    assert pick("auto", "cpu") == "loop" and pick("auto", torch.device("cpu")) == "loop"
+    assert pick("auto", "cuda") == "stacked" and pick("auto", "cuda:1") == "stacked"
+    assert pick("stacked", "cpu") == "stacked" and pick("loop", "cuda") == "loop"
+    backbone, head = tiny_network()
+    assert isinstance(search.make_candidates("auto", backbone, head, 2), search.LoopCandidates)
+    assert isinstance(search.make_candidates("stacked", backbone, head, 2), search.StackedCandidates)
+    assert search.SearchSettings().engine == "auto"
+    with pytest.raises(ValueError, match="known: auto, stacked, loop"):
+        search.make_candidates("vmap", backbone, head, 2)
+    with pytest.raises(ValueError, match="engine must be one of auto, stacked, loop"):
+        search.SearchSettings(engine="fast")
+
+
 def test_copy_from_makes_every_candidate_the_best():
     backbone, head = tiny_network()
     stacked = search.StackedCandidates(backbone, head, 3)

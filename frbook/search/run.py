@@ -38,7 +38,7 @@ from .spaces import make_space
 # One entry of ``searches``: the search's settings (SearchSettings) and its space's.
 SEARCH_DEFAULTS = {"method": "search", "space": "search_softmax", "s": 32.0, "mode": "global", "mean": 1.0,
                    "pieces": 6, "candidates": 8, "epochs": 20, "sigma": 0.2, "policy_lr": 0.05,
-                   "betas": [0.5, 0.999], "engine": "stacked"}
+                   "betas": [0.5, 0.999], "engine": "auto"}
 CONFIG_DEFAULTS = {**{k: v for k, v in DEFAULTS.items() if k != "losses"}, "searches": {}}
 
 
