@@ -92,9 +92,11 @@ def _optimizer(config, backbone, head, loss):
     loss_params_ = [p for p in loss.parameters() if p.requires_grad]
     if loss_params_:  # a learned scale must not be pulled towards zero
         groups.append({"params": loss_params_, "weight_decay": 0.0})
+    # On a GPU one fused kernel steps every parameter (the same arithmetic in far fewer launches).
+    fused = {"fused": True} if all(p.is_cuda for g in groups for p in g["params"]) else {}
     if o["name"] == "sgd":
-        return torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"])
-    return torch.optim.AdamW(groups, lr=o["lr"])
+        return torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], **fused)
+    return torch.optim.AdamW(groups, lr=o["lr"], **fused)
 
 
 def _split_optimizer_state(state: dict, rows: set[int]):
