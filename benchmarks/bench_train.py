@@ -143,13 +143,15 @@ def training_flops(name, params, size, channels, batch, classes, device) -> int:
     return counter.get_total_flops()
 
 
+def peak_for(gpu_name: str) -> tuple[float | None, str | None]:
+    """(the dense bf16 peak in FLOP/s, the table entry it came from) of a GPU by its name;
+    (None, None) for a GPU not in :data:`PEAK_BF16_FLOPS`."""
+    return next(((peak, key) for key, peak in PEAK_BF16_FLOPS if key in gpu_name), (None, None))
+
+
 def peak_flops(device) -> tuple[float | None, str | None]:
-    """(the dense bf16 peak in FLOP/s, the table entry it came from) of a GPU; (None, None) on a
-    CPU or an unknown GPU."""
-    if device.type != "cuda":
-        return None, None
-    name = torch.cuda.get_device_name(device)
-    return next(((peak, key) for key, peak in PEAK_BF16_FLOPS if key in name), (None, None))
+    """:func:`peak_for` of ``device``'s GPU; (None, None) on a CPU: MFU is a GPU measure here."""
+    return peak_for(torch.cuda.get_device_name(device)) if device.type == "cuda" else (None, None)
 
 
 def gpu_driver() -> str | None:
@@ -231,6 +233,22 @@ def main(argv=None) -> dict:
         torch.backends.cudnn.benchmark = True
     peak, peak_entry = peak_flops(device)
 
+    output = args.output or RESULTS / f"train_speed_{device.type}.json"
+    driver = gpu_driver() if gpu else None
+
+    def write(rows, finished):
+        """The report so far: written after every measurement, so a run stopped at its time
+        limit (the compile variant is the slow one) still leaves what it measured."""
+        report = benchmark_report(
+            "benchmarks/bench_train.py", argv, device,
+            "training-step throughput (images/s) on batches already on the device; ratio = trainer / baseline; "
+            "MFU = FlopCounterMode FLOPs of one step x steps/s / dense bf16 peak", rows,
+            warmup=warmup, peak_bf16_flops=peak, peak_table_entry=peak_entry, gpu_driver=driver,
+            cpu_count=os.cpu_count(), finished=finished)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
     rows = []
     with tempfile.TemporaryDirectory() as out:
         for name, params, size, channels, batch, classes, share in cases:
@@ -248,6 +266,7 @@ def main(argv=None) -> dict:
                    "baseline": BASELINE[device.type], "baseline_images_per_second": base["images_per_second"],
                    "baseline_peak_memory_mib": base["peak_memory_mib"],
                    "baseline_mfu": mfu(base["images_per_second"]), "trainer": {}}
+            rows.append(row)
             for label, options in variants.items():
                 result = measure(lambda: trainer_step(name, params, size, channels, batch, classes, device, options, out),
                                  data, warmup, case_steps, device)
@@ -255,26 +274,17 @@ def main(argv=None) -> dict:
                 result["mfu"] = mfu(result["images_per_second"])
                 result["options"] = {**options, "fused_optimizer": gpu}
                 row["trainer"][label] = result
-            best = max(row["trainer"], key=lambda k: row["trainer"][k]["images_per_second"])
-            row.update(best=best, best_images_per_second=row["trainer"][best]["images_per_second"],
-                       best_ratio=row["trainer"][best]["ratio"], best_mfu=row["trainer"][best]["mfu"])
-            rows.append(row)
+                best = max(row["trainer"], key=lambda k: row["trainer"][k]["images_per_second"])
+                row.update(best=best, best_images_per_second=row["trainer"][best]["images_per_second"],
+                           best_ratio=row["trainer"][best]["ratio"], best_mfu=row["trainer"][best]["mfu"])
+                write(rows, finished=False)
             print(f"{name:>10} {size}x{size}x{channels} batch {batch}: baseline "
                   f"{row['baseline_images_per_second']:8.1f} img/s; "
                   + "; ".join(f"{label} {r['images_per_second']:.1f} img/s x{r['ratio']:.2f}"
                               + (f" MFU {r['mfu']:.1%}" if r["mfu"] is not None else "")
                               for label, r in row["trainer"].items()), flush=True)
 
-    report = benchmark_report(
-        "benchmarks/bench_train.py", argv, device,
-        "training-step throughput (images/s) on batches already on the device; ratio = trainer / baseline; "
-        "MFU = FlopCounterMode FLOPs of one step x steps/s / dense bf16 peak", rows,
-        warmup=warmup, peak_bf16_flops=peak, peak_table_entry=peak_entry,
-        gpu_driver=gpu_driver() if gpu else None,
-        cpu_count=os.cpu_count())
-    output = args.output or RESULTS / f"train_speed_{device.type}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    report = write(rows, finished=True)
     print(f"wrote {output}")
     return report
 

@@ -204,16 +204,22 @@ def tiny_network(classes=12, dim=8, seed=0):
     return backbone, CosineClassifier(dim, classes)
 
 
-def test_engines_agree_in_float64():
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_engines_agree_in_float64(device):
+    """The stacked engine (vmap, StackableBatchNorm) computes what the loop computes, on the CPU
+    and on CUDA (where vmap cannot run torch's own batch norm)."""
     backbone, head = tiny_network()
-    backbone, head = backbone.double(), head.double()
+    backbone, head = backbone.double().to(device), head.double().to(device)
     space = search.SearchSoftmaxSpace(s=S)
-    x = torch.tensor([[1.0], [0.3], [2.0]], dtype=torch.float64)
+    x = torch.tensor([[1.0], [0.3], [2.0]], dtype=torch.float64, device=device)
     engines = [search.StackedCandidates(backbone, head, 3), search.LoopCandidates(backbone, head, 3)]
     g = torch.Generator().manual_seed(0)
     for step in range(4):
-        images = torch.rand(10, 1, 16, 16, generator=g, dtype=torch.float64)
-        labels = torch.randint(0, 12, (10,), generator=g)
+        images = torch.rand(10, 1, 16, 16, generator=g, dtype=torch.float64).to(device)
+        labels = torch.randint(0, 12, (10,), generator=g).to(device)
         outs = [e.cosines(images) for e in engines]
         assert torch.allclose(outs[0], outs[1], atol=1e-12)
         for e, out in zip(engines, outs):
