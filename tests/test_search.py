@@ -207,10 +207,11 @@ def tiny_network(classes=12, dim=8, seed=0):
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
-def test_engines_agree_in_float64(device):
+@pytest.mark.parametrize("device, torch_kernel", [("cpu", True), ("cpu", False), pytest.param("cuda", False, marks=CUDA)])
+def test_engines_agree_in_float64(device, torch_kernel, monkeypatch):
     """The stacked engine (vmap, StackableBatchNorm) computes what the loop computes, on the CPU
-    and on CUDA (where vmap cannot run torch's own batch norm)."""
+    (with torch's batch norm kernel, and with the plain operations that CUDA runs) and on CUDA."""
+    monkeypatch.setattr(search.candidates.StackableBatchNorm, "torch_kernel_on_cpu", torch_kernel)
     backbone, head = tiny_network()
     backbone, head = backbone.double().to(device), head.double().to(device)
     space = search.SearchSoftmaxSpace(s=S)
@@ -241,9 +242,11 @@ def test_engines_agree_in_float64(device):
     lambda: torch.nn.BatchNorm2d(5), lambda: torch.nn.BatchNorm1d(5, affine=False),
     lambda: torch.nn.BatchNorm2d(5, momentum=None), lambda: torch.nn.BatchNorm1d(5, track_running_stats=False),
 ])
-def test_stackable_batch_norm_is_batch_norm_in_float64(make):
+@pytest.mark.parametrize("torch_kernel", [False, True])
+def test_stackable_batch_norm_is_batch_norm_in_float64(make, torch_kernel, monkeypatch):
     """Output, input and parameter gradients, running statistics: training for three batches, then
     evaluation, equal nn.BatchNorm's (the stacked engine runs it in their place under vmap)."""
+    monkeypatch.setattr(search.candidates.StackableBatchNorm, "torch_kernel_on_cpu", torch_kernel)
     torch.manual_seed(0)
     native = make().double()
     with torch.no_grad():
