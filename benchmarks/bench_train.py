@@ -268,8 +268,14 @@ def main(argv=None) -> dict:
                    "baseline_mfu": mfu(base["images_per_second"]), "trainer": {}}
             rows.append(row)
             for label, options in variants.items():
-                result = measure(lambda: trainer_step(name, params, size, channels, batch, classes, device, options, out),
-                                 data, warmup, case_steps, device)
+                try:
+                    result = measure(lambda: trainer_step(name, params, size, channels, batch, classes, device, options,
+                                                          out), data, warmup, case_steps, device)
+                except Exception as exc:  # noqa: BLE001 -- torch.compile can fail on a bare machine (no compiler)
+                    row.setdefault("errors", {})[label] = f"{type(exc).__name__}: {str(exc)[:500]}"
+                    print(f"{name}: {label} failed: {row['errors'][label]}", flush=True)
+                    write(rows, finished=False)
+                    continue
                 result["ratio"] = round(result["images_per_second"] / base["images_per_second"], 3)
                 result["mfu"] = mfu(result["images_per_second"])
                 result["options"] = {**options, "fused_optimizer": gpu}

@@ -28,13 +28,17 @@ case "$MODE" in
     bench|lfw|smoke) ;;
     *) echo "usage: OUT=DIR bash scripts/gpu_checks.sh {bench|lfw|smoke}   (see the comment at its top)" >&2; exit 2 ;;
 esac
+PY=${PY:-python3}
+if [ "$MODE" != smoke ] && ! $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    echo "gpu_checks.sh $MODE: torch sees no CUDA device here; 'smoke' runs the same steps on a CPU" >&2
+    exit 2
+fi
 OUT=${OUT:-runs/gpu}
 LFW_LAUNCH=${LFW_LAUNCH:-400}
 LFW_STOP=${LFW_STOP:-500}
 # One torch thread pool per job of a few threads: several jobs of one thread per core each would
 # oversubscribe the cores, and torch's threads then spin against each other.
 export PYTHONUNBUFFERED=1 FRBOOK_DATA=${FRBOOK_DATA:-$PWD/.lfw} PYTHONPATH=$PWD OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-PY=${PY:-python3}
 STAGE=$(mktemp -d)  # mirrors the repository's layout, so the archive unpacks in place
 RES=$STAGE/benchmarks/results
 mkdir -p "$OUT" "$STAGE/book/results/compare_lfw_gpu" "$RES" "$STAGE/runs/gpu_logs"

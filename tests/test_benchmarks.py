@@ -111,10 +111,15 @@ def test_distributed_paths_in_a_group_of_one():
     assert not dist.is_initialized()  # the group is gone again
 
 
-def test_gpu_checks_needs_a_mode():
+def test_gpu_checks_needs_a_mode_and_a_gpu(tmp_path):
     result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_checks.sh")], capture_output=True, text=True,
                             cwd=REPO, timeout=30)
     assert result.returncode == 2 and "bench|lfw|smoke" in result.stderr
+    if not torch.cuda.is_available():
+        env = {**os.environ, "OUT": str(tmp_path), "PY": sys.executable}
+        result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_checks.sh"), "bench"], capture_output=True,
+                                text=True, cwd=REPO, env=env, timeout=60)
+        assert result.returncode == 2 and "no CUDA device" in result.stderr and not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow
