@@ -92,9 +92,10 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--size", type=int, default=112, help="image side (default: %(default)s)")
-    parser.add_argument("--channels", type=int, default=3, choices=[1, 3], help="(default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=128, help="(default: %(default)s)")
+    # The defaults are bench_train.py's first case on each device, whose training rate is the consumption.
+    parser.add_argument("--size", type=int, default=None, help="image side (default: 112 GPU, 64 CPU)")
+    parser.add_argument("--channels", type=int, default=None, choices=[1, 3], help="(default: 3 GPU, 1 CPU)")
+    parser.add_argument("--batch", type=int, default=None, help="(default: 128 GPU, 64 CPU)")
     parser.add_argument("--batches", type=int, default=5, help="timed batches per path (default: %(default)s)")
     parser.add_argument("--workers", type=int, nargs="+", default=None,
                         help="data.workers values for the .rec (default: 0 and the number of CPU cores)")
@@ -107,7 +108,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    gpu = device.type == "cuda"
+    args.size = args.size or (112 if gpu else 64)
+    args.channels = args.channels or (3 if gpu else 1)
+    args.batch = args.batch or (128 if gpu else 64)
+    if gpu and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
     if min(args.size, args.batch, args.batches) < 1:
         parser.error("--size, --batch and --batches must be positive")
