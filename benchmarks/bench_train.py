@@ -214,6 +214,8 @@ def main(argv=None) -> dict:
     gpu = device.type == "cuda"
     if gpu and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")
+    if args.model is not None and args.model not in models.available():
+        parser.error(f"unknown --model {args.model!r}; known: {', '.join(models.available())}")
     if min(args.size, args.batch, args.classes, args.embedding_dim) < 1 or (args.steps or 1) < 1:
         parser.error("--size, --batch, --classes, --embedding-dim and --steps must be positive")
     steps, warmup = args.steps or (50 if gpu else 20), args.warmup if args.warmup is not None else (15 if gpu else 3)

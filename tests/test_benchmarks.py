@@ -57,6 +57,15 @@ def test_bench_train_small_case(tmp_path, monkeypatch):
     assert row["best_mfu"] == round(flops * row["best_images_per_second"] / 4 / 1e12, 4)
 
 
+def test_bad_arguments_exit_2_naming_the_fix(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        script("bench_train").main(["--model", "resnet9000"])
+    assert exit_.value.code == 2 and "known: " in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        script("bench_search").main(["--case", "huge"])
+    assert exit_.value.code == 2 and "tiny" in capsys.readouterr().err
+
+
 def test_training_flops_of_a_linear_step():
     """FlopCounterMode's count of a training step, checked on the head alone: the head's forward is
     a (B, D) x (D, C) product (2BDC), its backward two more (4BDC)."""
