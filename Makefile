@@ -65,6 +65,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_search.py --threads 1
 
 # The course directory nbgrader writes to (student versions, submissions, grades, gradebook);

@@ -201,16 +201,23 @@ def tiny_network(classes=12, dim=8, seed=0):
     return backbone, CosineClassifier(dim, classes)
 
 
-def test_engines_agree_in_float64():
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("device, torch_kernel", [("cpu", True), ("cpu", False), pytest.param("cuda", False, marks=CUDA)])
+def test_engines_agree_in_float64(device, torch_kernel, monkeypatch):
+    """The stacked engine (vmap, StackableBatchNorm) computes what the loop computes, on the CPU
+    (with torch's batch norm kernel, and with the plain operations that CUDA runs) and on CUDA."""
+    monkeypatch.setattr(search.candidates.StackableBatchNorm, "torch_kernel_on_cpu", torch_kernel)
     backbone, head = tiny_network()
-    backbone, head = backbone.double(), head.double()
+    backbone, head = backbone.double().to(device), head.double().to(device)
     space = search.SearchSoftmaxSpace(s=S)
-    x = torch.tensor([[1.0], [0.3], [2.0]], dtype=torch.float64)
+    x = torch.tensor([[1.0], [0.3], [2.0]], dtype=torch.float64, device=device)
     engines = [search.StackedCandidates(backbone, head, 3), search.LoopCandidates(backbone, head, 3)]
     g = torch.Generator().manual_seed(0)
     for step in range(4):
-        images = torch.rand(10, 1, 16, 16, generator=g, dtype=torch.float64)
-        labels = torch.randint(0, 12, (10,), generator=g)
+        images = torch.rand(10, 1, 16, 16, generator=g, dtype=torch.float64).to(device)
+        labels = torch.randint(0, 12, (10,), generator=g).to(device)
         outs = [e.cosines(images) for e in engines]
         assert torch.allclose(outs[0], outs[1], atol=1e-12)
         for e, out in zip(engines, outs):
@@ -226,6 +233,62 @@ def test_engines_agree_in_float64():
     # After copy_from(2) the candidates differ only by what they learned since: not equal.
     first, second = (engines[0].network(k).state_dict()["head.weight"] for k in (0, 1))
     assert not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: torch.nn.BatchNorm2d(5), lambda: torch.nn.BatchNorm1d(5, affine=False),
+    lambda: torch.nn.BatchNorm2d(5, momentum=None), lambda: torch.nn.BatchNorm1d(5, track_running_stats=False),
+])
+@pytest.mark.parametrize("torch_kernel", [False, True])
+def test_stackable_batch_norm_is_batch_norm_in_float64(make, torch_kernel, monkeypatch):
+    """Output, input and parameter gradients, running statistics: training for three batches, then
+    evaluation, equal nn.BatchNorm's (the stacked engine runs it in their place under vmap)."""
+    monkeypatch.setattr(search.candidates.StackableBatchNorm, "torch_kernel_on_cpu", torch_kernel)
+    torch.manual_seed(0)
+    native = make().double()
+    with torch.no_grad():
+        for p in native.parameters():
+            p.add_(torch.rand_like(p))
+    mine = search.candidates.StackableBatchNorm(native).double()
+    g = torch.Generator().manual_seed(1)
+    shape = (6, 5, 3, 4) if isinstance(native, torch.nn.BatchNorm2d) else (6, 5)
+    for training in (True, True, True, False):
+        native.train(training), mine.train(training)
+        x = (3 * torch.rand(shape, generator=g, dtype=torch.float64) + 1).requires_grad_(True)
+        weights = torch.rand(shape, generator=g, dtype=torch.float64)
+        outs = [m(x) for m in (native, mine)]
+        assert torch.allclose(outs[0], outs[1], atol=1e-12)
+        grads = [torch.autograd.grad((out * weights).sum(), [x, *m.parameters()]) for out, m in zip(outs, (native, mine))]
+        for a, b in zip(*grads):
+            assert torch.allclose(a, b, atol=1e-10)
+        for (name, a), b in zip(native.named_buffers(), mine.buffers()):
+            assert torch.allclose(a.double(), b.double(), atol=1e-12), name
+
+
+def test_stacked_engine_runs_no_native_batch_norm():
+    """CUDA's batch norm cannot run under vmap (it asks for the memory format): the network the
+    stacked engine runs has none left, and keeps the ordinary network's tensor names."""
+    backbone = models.get("iresnet18", embedding_dim=8, in_channels=1, input_size=16)
+    engine = search.StackedCandidates(backbone, CosineClassifier(8, 4), 2)
+    kinds = {type(m) for m in engine.skeleton.modules()}
+    assert search.candidates.StackableBatchNorm in kinds
+    assert not any(issubclass(k, torch.nn.modules.batchnorm._BatchNorm) for k in kinds)
+    assert set(engine.params) | set(engine.buffers) == set(engine.template.state_dict())
+
+
+def test_auto_engine_is_the_loop_on_a_cpu_and_stacked_on_a_gpu():
+    pick = search.candidates.pick_engine
+    assert pick("auto", "cpu") == "loop" and pick("auto", torch.device("cpu")) == "loop"
+    assert pick("auto", "cuda") == "stacked" and pick("auto", "cuda:1") == "stacked"
+    assert pick("stacked", "cpu") == "stacked" and pick("loop", "cuda") == "loop"
+    backbone, head = tiny_network()
+    assert isinstance(search.make_candidates("auto", backbone, head, 2), search.LoopCandidates)
+    assert isinstance(search.make_candidates("stacked", backbone, head, 2), search.StackedCandidates)
+    assert search.SearchSettings().engine == "auto"
+    with pytest.raises(ValueError, match="known: auto, stacked, loop"):
+        search.make_candidates("vmap", backbone, head, 2)
+    with pytest.raises(ValueError, match="engine must be one of auto, stacked, loop"):
+        search.SearchSettings(engine="fast")
 
 
 def test_copy_from_makes_every_candidate_the_best():

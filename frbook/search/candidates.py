@@ -13,6 +13,19 @@ and the same arithmetic:
 * :class:`LoopCandidates` keeps M ordinary modules and runs them one after another: the
   baseline the benchmark measures the stacked engine against, and a check on it.
 
+``make_candidates("auto", ...)`` picks the loop on a CPU and the stacked engine on a GPU. On a
+CPU the work is compute-bound and the grouped convolutions that ``vmap`` makes ran slower than M
+ordinary ones (stacked / loop = 1.87 at M = 4 and 1.54 at M = 8 for the protocol's SmallCNN,
+``benchmarks/results/search_speed_cpu.json``); on a GPU a small network is bound by kernel
+launches, which stacking divides by M.
+
+Batch norm inside ``vmap``: PyTorch's own kernel asks its input for its memory format, which a
+batched tensor cannot answer on CUDA (``NYI: querying is_contiguous inside of vmap``, torch 2.11,
+an H200). The stacked engine therefore runs a copy of the network whose batch norms are
+:class:`StackableBatchNorm`: the same arithmetic (batch statistics, running statistics updated
+with the unbiased variance) in plain tensor operations, on the same parameter and buffer names
+(on a CPU, where torch's kernel works under ``vmap`` and is faster, that kernel).
+
 Both take SGD with momentum and weight decay on the backbone and head, as :func:`frbook.train.fit`.
 """
 from __future__ import annotations
@@ -20,6 +33,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -33,6 +47,68 @@ class CandidateNetwork(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
+
+
+class StackableBatchNorm(nn.Module):
+    """``nn.BatchNorm1d/2d/3d``'s training and evaluation arithmetic in plain tensor operations,
+    so that ``vmap`` batches it on any device (see the module docstring). It holds the replaced
+    module's parameters and buffers under the same names, so the stacked engine's state dict is
+    the ordinary network's."""
+
+    def __init__(self, norm: nn.modules.batchnorm._BatchNorm):
+        super().__init__()
+        self.eps, self.momentum = norm.eps, norm.momentum
+        for name, p in norm.named_parameters(recurse=False):
+            self.register_parameter(name, nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad))
+        for name, b in norm.named_buffers(recurse=False):
+            self.register_buffer(name, b.clone())
+        self.affine = "weight" in self._parameters
+        self.tracks = "running_mean" in self._buffers
+        self.train(norm.training)
+
+    #: On a CPU torch's own kernel runs under vmap, and faster (tiny SmallCNN, M = 8: stacked /
+    #: loop 0.78 against 0.95 with the plain operations, one thread); the tests switch it off to
+    #: check the plain operations, which every other device runs.
+    torch_kernel_on_cpu = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.torch_kernel_on_cpu and x.device.type == "cpu" and self.momentum is not None:
+            if self.training and self.tracks:
+                self.num_batches_tracked.add_(1)
+            running = (self.running_mean, self.running_var) if self.tracks else (None, None)
+            return F.batch_norm(x, *running, getattr(self, "weight", None), getattr(self, "bias", None),
+                                self.training or not self.tracks, self.momentum, self.eps)
+        dims = [0, *range(2, x.dim())]  # every axis but the channels
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        if self.training or not self.tracks:
+            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            if self.training and self.tracks:
+                n = x.numel() // x.shape[1]
+                with torch.no_grad():
+                    self.num_batches_tracked.add_(1)
+                    # momentum None: a cumulative average, as nn.BatchNorm's
+                    factor = (1.0 / self.num_batches_tracked.to(mean.dtype)) if self.momentum is None else self.momentum
+                    # mul_ and add_, not lerp_: vmap has no batching rule for lerp_ and would loop
+                    self.running_mean.mul_(1 - factor).add_(mean.detach() * factor)
+                    self.running_var.mul_(1 - factor).add_(var.detach() * (factor * n / max(n - 1, 1)))
+        else:
+            mean, var = self.running_mean, self.running_var
+        out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+
+def stackable(module: nn.Module) -> nn.Module:
+    """``module`` with every batch norm replaced by a :class:`StackableBatchNorm` (in place)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            if isinstance(child, nn.SyncBatchNorm):
+                raise ValueError("SyncBatchNorm cannot run under the stacked engine; use engine='loop'")
+            setattr(module, name, StackableBatchNorm(child))
+        else:
+            stackable(child)
+    return module
 
 
 class StackedCandidates:
@@ -53,7 +129,7 @@ class StackedCandidates:
         self.optimizer = torch.optim.SGD(list(self.params.values()), lr=lr, momentum=momentum,
                                          weight_decay=weight_decay)
         # functional_call only needs the module's code; its own tensors are never read.
-        self.skeleton = skeleton = copy.deepcopy(self.template).to("meta")
+        self.skeleton = skeleton = stackable(copy.deepcopy(self.template)).to("meta")
 
         def one(params, buffers, images):
             return functional_call(skeleton, (params, buffers), (images,))
@@ -68,8 +144,8 @@ class StackedCandidates:
         except RuntimeError as exc:
             if "inside of vmap" not in str(exc):
                 raise
-            # Seen with torch 2.11 on an H200 (2026-12-04): CUDA's BatchNorm asks for the memory
-            # format, which vmap does not support. The loop engine computes the same thing.
+            # A layer whose kernel asks a batched tensor about its memory format on this device
+            # (CUDA's BatchNorm did, hence StackableBatchNorm). The loop computes the same thing.
             raise RuntimeError(f"the stacked engine cannot run this network here ({exc}); "
                                "use engine='loop'") from exc
 
@@ -157,13 +233,24 @@ class LoopCandidates:
 
 
 ENGINES = {"stacked": StackedCandidates, "loop": LoopCandidates}
+ENGINE_NAMES = ("auto", *ENGINES)
+
+
+def pick_engine(engine: str, device) -> str:
+    """The engine ``engine`` means on ``device``: ``"auto"`` is the loop on a CPU (where stacking
+    was measured slower) and the stacked engine on a GPU; the others are themselves."""
+    if engine not in ENGINE_NAMES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINE_NAMES)}")
+    if engine != "auto":
+        return engine
+    return "loop" if torch.device(device).type == "cpu" else "stacked"
 
 
 def make_candidates(engine: str, backbone: nn.Module, head: nn.Module, count: int, **sgd):
-    """``engine`` is ``"stacked"`` (one batched computation) or ``"loop"`` (one after another)."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
-    return ENGINES[engine](backbone, head, count, **sgd)
+    """``engine`` is ``"stacked"`` (one batched computation), ``"loop"`` (one after another) or
+    ``"auto"`` (:func:`pick_engine` on the device of ``backbone``'s parameters)."""
+    device = next(iter(backbone.parameters()), torch.empty(0)).device
+    return ENGINES[pick_engine(engine, device)](backbone, head, count, **sgd)
 
 
 def _check_count(count) -> None:

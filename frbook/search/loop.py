@@ -36,7 +36,7 @@ from ..checkpoint import write_atomic
 from ..train.distributed import gather_objects, setup
 from ..train.loop import draw_batches
 from ..train.schedules import LRMultiplier
-from .candidates import CandidateNetwork, make_candidates
+from .candidates import ENGINE_NAMES, CandidateNetwork, make_candidates
 from .policy import GaussianPolicy, normalise_rewards
 
 METHODS = ("search", "random")
@@ -69,7 +69,7 @@ class SearchSettings:
     sigma: float = 0.2
     policy_lr: float = 0.05
     betas: tuple = (0.5, 0.999)
-    engine: str = "stacked"
+    engine: str = "auto"
     seed: int = 0
 
     def __post_init__(self):
@@ -88,8 +88,8 @@ class SearchSettings:
                              f"{self.weight_decay}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if self.engine not in ("stacked", "loop"):
-            raise ValueError(f"engine must be 'stacked' or 'loop', got {self.engine!r}")
+        if self.engine not in ENGINE_NAMES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, got {self.engine!r}")
         if self.schedule not in ("step", "cosine"):
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
         self.betas, self.milestones = tuple(self.betas), tuple(self.milestones)

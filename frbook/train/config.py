@@ -121,7 +121,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "sigma": (0.2, "float", "the policy's standard deviation"),
         "policy_lr": (0.05, "float", "Adam's rate for the policy"),
         "betas": ([0.5, 0.999], "list[float]", "Adam's betas for the policy"),
-        "engine": ("stacked", ("stacked", "loop"), "stacked: the M candidates in one vmapped network; loop: one after another"),
+        "engine": ("auto", ("auto", "stacked", "loop"), "stacked: the M candidates in one vmapped network; loop: one "
+                   "after another; auto: the loop on a CPU, stacked on a GPU (the faster on each, as measured)"),
     },
     "compare": {
         "seeds": ([0], "list[int]", "the seeds each entry of losses runs with (each its own weights and batch order)"),

@@ -9,6 +9,8 @@ communicates. Only rank 0 writes files; every rank trains on its own slice of ea
 from __future__ import annotations
 
 import os
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,7 +19,7 @@ import torch.distributed as dist
 
 from ..utils import pick_device
 
-__all__ = ["World", "setup", "teardown", "all_reduce_mean", "average_buffers", "average_gradients", "gather_objects",
+__all__ = ["World", "setup", "teardown", "one_process_group", "all_reduce_mean", "average_buffers", "average_gradients", "gather_objects",
            "broadcast_object"]
 
 
@@ -55,6 +57,30 @@ def setup(device=None) -> World:
         dist.init_process_group(backend, init_method="env://", timeout=timedelta(minutes=30),
                                 **({"device_id": device} if device.type == "cuda" else {}))
     return World(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+@contextmanager
+def one_process_group(device="cpu"):
+    """A process group of one process (NCCL on a GPU, gloo on a CPU) for the duration of the
+    ``with``: the distributed code paths (collectives, DistributedDataParallel, the sharded
+    classifier) run on one machine, as far as one device allows. Yields this process's
+    :class:`World`."""
+    device = torch.device(device)
+    if dist.is_initialized():
+        raise RuntimeError("a process group is already initialised in this process")
+    if device.type == "cuda":
+        device = torch.device("cuda", device.index or 0)
+        torch.cuda.set_device(device)
+    with socket.socket() as s:  # a free port on this machine for the group's one rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1,
+                            timeout=timedelta(minutes=5), **({"device_id": device} if device.type == "cuda" else {}))
+    try:
+        yield World(0, 1, 0, device)
+    finally:
+        dist.destroy_process_group()
 
 
 def teardown() -> None:

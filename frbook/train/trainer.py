@@ -132,8 +132,10 @@ class Trainer:
         self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
         self.scaler = torch.amp.GradScaler(device.type, enabled=t["precision"] == "fp16")
         o = config["optim"]
-        self.optimizer = make_optimizer(parameter_groups(self.backbone, self.head, self.loss, o["weight_decay"]),
-                                        o["name"], o["lr"], o["momentum"])
+        groups = parameter_groups(self.backbone, self.head, self.loss, o["weight_decay"])
+        # On a GPU one fused kernel steps every parameter (the same arithmetic in far fewer launches).
+        fused = all(p.is_cuda for g in groups for p in g["params"])
+        self.optimizer = make_optimizer(groups, o["name"], o["lr"], o["momentum"], fused=fused)
         self.scheduler = make_scheduler(self.optimizer, config["schedule"], self.total)
         n_backbone = len(list(self.backbone.parameters()))
         self.head_rows = set(range(n_backbone, n_backbone + len(list(self.head.parameters()))))
