@@ -4,6 +4,8 @@ Targets (``eval.targets`` of a training config):
 
 * ``synth``: the held-out SynthFaces identities of the run (never trained on); pairs drawn from
   their labels, as :func:`frbook.eval.evaluate` does for a SynthFaces target.
+* ``heldout`` with ``data.kind: folder`` or ``rec`` and ``data.test_identities``: the people held
+  out of the folder's training; pairs drawn from their labels (all genuine pairs, as many impostors).
 * ``lfw`` with ``data.kind: lfw``: the 600 pairs of the test fold, LFW's "unrestricted, no
   outside data" protocol (the fold's people are not in the training set). The accuracy's
   threshold is cross-validated inside the fold: ten sub-folds (fewer for a tiny fold) of 30 matched + 30 mismatched
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..data import LFW
 from ..eval import embed, evaluate, verify
@@ -39,12 +42,13 @@ def interleave_fold(pairs) -> tuple[np.ndarray, int]:
 
 @torch.no_grad()
 def lfw_fold_report(model, lfw: LFW, fold: int, flip: bool = True, batch_size: int = 256, device=None,
-                    fars=(1e-2, 1e-3)):
+                    fars=(1e-2, 1e-3), progress: bool = False):
     """The :class:`~frbook.eval.VerificationReport` of one LFW fold (see the module docstring)."""
     pairs = lfw.pairs(fold)
     items = np.unique(np.concatenate([pairs.i, pairs.j]))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(lfw, items.tolist()), batch_size=batch_size)
-    embeddings, _ = embed(model, loader, device=device, flip=flip)
+    batches = tqdm(loader, desc=f"embedding {len(items)} LFW images", unit="batch", disable=not progress, leave=False)
+    embeddings, _ = embed(model, batches, device=device, flip=flip)
     order, n_folds = interleave_fold(pairs)
     rows = (np.searchsorted(items, pairs.i[order]), np.searchsorted(items, pairs.j[order]), pairs.issame[order])
     return verify(embeddings, pairs=rows, n_folds=n_folds, fars=fars,
@@ -56,15 +60,19 @@ def _metrics(name: str, report) -> dict:
             f"{name}/eer": float(report.eer)}
 
 
-def make_evaluators(config: dict, synth_val=None, lfw: LFW | None = None, device=None) -> dict:
-    """``{name: evaluate(model) -> metrics}`` for each of the config's ``eval.targets``."""
+def make_evaluators(config: dict, synth_val=None, lfw: LFW | None = None, device=None,
+                    progress: bool = False) -> dict:
+    """``{name: evaluate(model) -> metrics}`` for each of the config's ``eval.targets``;
+    ``progress``: a bar over each evaluation's embedding."""
     e, d = config["eval"], config["data"]
     # No TAR@FAR here: small evaluation sets have too few impostor pairs for low FARs.
-    common = dict(flip=e["flip"], batch_size=e["batch_size"], device=device, fars=())
+    common = dict(flip=e["flip"], batch_size=e["batch_size"], device=device, fars=(), progress=progress)
     evaluators = {}
     for target in e["targets"]:
         if target == "synth":
             evaluators["synth"] = lambda model: _metrics("synth", evaluate(model, synth_val, **common))
+        elif target == "heldout":  # the identities data.test_identities kept out of training
+            evaluators["heldout"] = lambda model: _metrics("heldout", evaluate(model, synth_val, **common))
         elif target == "lfw" and lfw is not None:
             evaluators["lfw"] = lambda model: _metrics("lfw", lfw_fold_report(model, lfw, d["test_fold"], **common))
         elif target == "lfw":
