@@ -166,3 +166,95 @@ def test_trainer_holds_identities_out_of_a_folder(tmp_path):
     assert held.identities == expected[1].identities and train.identities == expected[0].identities
     with pytest.raises(ConfigError, match="heldout"):
         load_config(raw={**raw, "data": {**raw["data"], "test_identities": 0}})
+
+
+# -- crops, resizes, messages ----------------------------------------------------------------
+def test_crop_fraction_and_aspect_preserving_resize():
+    from frbook.data.images import prepare, resize
+
+    image = torch.arange(30 * 40, dtype=torch.int64).remainder(251).to(torch.uint8).view(1, 30, 40)
+    notes = {}
+    half = prepare(image, crop=0.5, notes=notes)  # a square of half the shorter side (15)
+    assert torch.equal(half, image[:, 7:22, 12:27])
+    assert notes == {"centre-cropped to 0.5 of the shorter side": 1}
+    square = prepare(image, size=16, notes=notes)  # 30x40 -> its middle 30x30 -> 16x16, not squashed
+    assert torch.equal(square, resize(image[:, :, 5:35], (16, 16)))
+    assert notes["centre-cropped to the aspect ratio of 16x16 (not squashed)"] == 1
+    assert notes["resized to 16x16"] == 1
+    tall = prepare(image.transpose(1, 2).contiguous(), size=(20, 10))  # 40x30 -> 40x20 -> 20x10
+    assert torch.equal(tall, resize(image.transpose(1, 2)[:, :, 5:25].contiguous(), (20, 10)))
+    with pytest.raises(ValueError, match="fraction of the shorter side"):
+        prepare(image, crop=64)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        prepare(image, crop=1.5)
+
+
+def test_mixed_sizes_and_broken_files_get_command_line_words(tmp_path):
+    from frbook.data import CorruptFileError
+
+    for k, size in enumerate((20, 24)):
+        (tmp_path / "f" / f"p{k}").mkdir(parents=True)
+        (tmp_path / "f" / f"p{k}" / "a.png").write_bytes(png(faces_uint8(1, 1, size, channels=1)[0]))
+    faces = ImageFolderFaces(tmp_path / "f")
+    with pytest.raises(ValueError, match="20x20, 24x24; resize them to one size: --size 112") as error:
+        faces.images()
+    assert "size=(H, W)" not in str(error.value) and "data.size" in str(error.value)
+    assert ImageFolderFaces(tmp_path / "f", crop=0.9, size=16).images().shape == (2, 1, 16, 16)
+    (tmp_path / "f" / "p0" / "b.jpg").write_bytes(b"this is no JPEG")
+    with pytest.raises(CorruptFileError) as error:
+        ImageFolderFaces(tmp_path / "f").images()
+    assert "b.jpg: cannot decode the image (15 bytes)" in str(error.value) and "BytesIO" not in str(error.value)
+
+
+def test_eval_embeds_each_distinct_image_of_a_bin_once(tmp_path):
+    from frbook.data import write_bin
+
+    class Counting(torch.nn.Module):
+        in_channels, input_size = 1, (16, 16)
+
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def forward(self, x):
+            self.seen += len(x)
+            return x.flatten(1) - x.flatten(1).mean(1, keepdim=True)
+
+    faces = [png(im) for im in faces_uint8(4, 2, 16, channels=1)]  # 8 images, identity k: 2k, 2k+1
+    pairs = [(0, 1, True), (2, 3, True), (0, 2, False), (1, 3, False), (4, 5, True), (0, 4, False)] * 5
+    images = [faces[k] for a, b, _ in pairs for k in (a, b)]
+    write_bin(tmp_path / "rep.bin", images, [s for _, _, s in pairs])
+    model = Counting()
+    report = evaluate(model, tmp_path / "rep.bin", device="cpu", fars=(), n_folds=2)
+    assert model.seen == 2 * 6  # six distinct images (0..5), each with its mirror image
+    assert report.n_genuine == 15 and report.n_impostor == 15
+    single = evaluate(Counting(), tmp_path / "rep.bin", device="cpu", fars=(), n_folds=2, flip=False)
+    x = VerificationBin(tmp_path / "rep.bin").images().flatten(1).double()  # every copy, embedded
+    e = x - x.mean(1, keepdim=True)
+    e = e / e.norm(dim=1, keepdim=True)
+    np.testing.assert_allclose(single.scores, (e[0::2] * e[1::2]).sum(1).numpy(), atol=1e-6)
+
+
+def test_metrics_hold_training_accuracy_and_target_angle(tmp_path):
+    import json
+
+    from frbook.train.config import load_config
+    from frbook.train.trainer import train
+
+    for loss, head in (("cosface", {}), ("softmax", {}), ("cosface", {"partial_fc": True})):
+        raw = {"data": {"identities": 6, "val_identities": 4, "images_per_identity": 4, "size": 16},
+               "model": {"name": "small_cnn", "params": {"embedding_dim": 8, "width": 4}},
+               "loss": {"name": loss}, "head": head,
+               "train": {"steps": 4, "batch_size": 8, "log_every": 2, "device": "cpu"},
+               "eval": {"targets": []}, "checkpoint": {"keep_best": "none"}}
+        out = tmp_path / f"{loss}{len(head)}"
+        train(load_config(raw=raw), out_dir=out, progress=False)
+        lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        logged = [m for m in lines if "loss" in m]
+        assert len(logged) == 2
+        if head:  # the sharded head never forms all the logits: nothing to count
+            assert all("train_accuracy" not in m for m in logged)
+            continue
+        for m in logged:
+            assert 0 <= m["train_accuracy"] <= 1 and 0 < m["train_target_angle_deg"] < 180
+            assert m["train_accuracy"] * 16 == round(m["train_accuracy"] * 16)  # counts of 2 x 8 images
