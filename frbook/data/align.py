@@ -23,8 +23,9 @@ requirements.txt lets pip choose, with numpy 2. Checked (December 2026):
 * dlib with face_recognition_models (its 5-point shape predictor): dlib builds from source
   (CMake, minutes of compiling) on a machine without a matching wheel.
 
-MTCNN runs on the CPU at roughly a tenth of a second per LFW image (measured in the report of
-issue 21); pass ``device="cuda"`` for a GPU. Faces it does not find are listed in
+Measured on one CPU core (December 2026, 200 LFW images, every 66th in name order): faces found
+in 198 of 200, about 0.06 s an image after a few seconds of start-up, so all 13,233 take some
+12 minutes; ``device="cuda"`` runs it on a GPU. Faces it does not find are listed in
 ``DST/not_found.txt``, never dropped in silence.
 """
 from __future__ import annotations
