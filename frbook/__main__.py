@@ -11,6 +11,8 @@ Commands grow with the book; each has its own ``--help``:
              SynthFaces (InsightFace protocol)
   data pack  pack an image folder (one folder per identity) into InsightFace's .rec/.idx/property
   data bin   write LFW's pairs.txt protocol as an InsightFace verification .bin
+  data pairs LFW's protocol for your own folder: person-disjoint folds, as pairs.txt or a .bin
+  data align detect faces and five landmarks, warp each to InsightFace's 112x112 template
   data lfw-crops  a smaller copy of LFW (centre crops), e.g. to carry to a GPU machine
 """
 from __future__ import annotations
@@ -118,6 +120,7 @@ def _model_params(pairs: list[str] | None) -> dict:
 def _eval(args) -> int:
     from frbook import checkpoint, models
     from frbook.eval import evaluate
+    from frbook.eval.evaluate import auto_crop
     from frbook.provenance import provenance, write_json_atomic
     from frbook.utils import pick_device
 
@@ -133,14 +136,19 @@ def _eval(args) -> int:
             raise ValueError(f"model {args.model!r} has {trainable:,} parameters: untrained, it "
                              "measures nothing; train it and pass --checkpoint (--model is for "
                              "parameter-free models such as 'pixels')")
-    report = evaluate(model, args.target, root=args.data_root, crop=args.crop or None,
+    crop = auto_crop(args.target, "auto" if args.crop is None else args.crop or None)
+    report = evaluate(model, args.target, root=args.data_root, crop=crop,
                       flip=not args.no_flip, n_folds=args.folds, batch_size=args.batch_size,
-                      device=args.device, num_workers=args.workers, fars=tuple(args.far))
+                      device=args.device, num_workers=args.workers, fars=tuple(args.far),
+                      num_pairs=args.pairs, seed=args.seed, test_identities=args.test_identities,
+                      split_seed=args.split_seed, progress=not args.quiet)
     print(report.table())
     if args.json:
         record = {"checkpoint": None if args.checkpoint is None else str(args.checkpoint),
                   "model": args.model, "model_params": params, "target": str(args.target),
-                  "crop": args.crop or None, "flip": not args.no_flip,
+                  "crop": crop, "flip": not args.no_flip,
+                  **({"test_identities": args.test_identities, "split_seed": args.split_seed}
+                     if args.test_identities else {}),
                   "report": report.to_dict(),
                   "provenance": provenance(pick_device(args.device))}
         print(f"wrote {write_json_atomic(args.json, record)}")
@@ -154,7 +162,7 @@ def _data_pack(args) -> int:
     from frbook.data import pack_folder
 
     info = pack_folder(args.folder, args.out, check=not args.no_check, channels=args.channels,
-                       crop=args.crop, size=args.size)
+                       crop=args.crop, size=args.size, progress=not args.quiet)
     print(f"packed {info['num_images']} images of {info['num_classes']} identities "
           f"({info['height']}x{info['width']}) into {info['rec']}, {info['idx']}, {info['property']}")
     return 0
@@ -170,6 +178,46 @@ def _data_bin(args) -> int:
     return 0
 
 
+def _data_pairs(args) -> int:
+    from pathlib import Path
+
+    from frbook.data import ImageFolderFaces, pairs_to_bin
+    from frbook.eval.folder_pairs import interleaved, person_disjoint_folds, write_pairs_txt
+
+    out = Path(args.out) if args.out else Path(args.folder) / "pairs.txt"
+    faces = ImageFolderFaces(args.folder, channels=args.channels, crop=args.crop, size=args.size)
+    if args.test_identities:  # only the people a training run with the same split never sees
+        faces = faces.split_identities(args.test_identities, args.split_seed)[1]
+    folds = person_disjoint_folds(faces, folds=args.folds, per_fold=args.per_fold, seed=args.seed)
+    per_fold = len(folds[0].i) // 2
+    if out.suffix == ".bin":
+        path = pairs_to_bin(faces, interleaved(folds), out, format=args.format, progress=not args.quiet)
+    else:
+        path = write_pairs_txt(faces, folds, out)
+    print(f"wrote {len(folds)} person-disjoint folds of {per_fold} matched + {per_fold} mismatched "
+          f"pairs ({faces.num_classes} identities{' held out' if args.test_identities else ''}, seed "
+          f"{args.seed}) to {path}")
+    if len(folds) != 10:
+        print(f"note: {len(folds)} folds, not LFW's 10 (too few people for 10); evaluate a .bin of them "
+              f"with --folds {len(folds)} (pairs.txt tells eval its fold count)")
+    if out.suffix != ".bin" and out.resolve().parent != Path(args.folder).resolve():
+        print(f"note: 'eval --target FOLDER' reads pairs.txt from FOLDER itself; move it to {args.folder}")
+    return 0
+
+
+def _data_align(args) -> int:
+    from frbook.data.align import MTCNNDetector, align_folder
+
+    detector = MTCNNDetector(device=args.device or "cpu", min_score=args.min_score)
+    record = align_folder(args.src, args.dst, detector=detector, size=args.size,
+                          fallback_crop=args.fallback_crop, progress=not args.quiet, limit=args.limit)
+    print(f"faces found in {record['faces_found']} of {record['images']} images "
+          f"({100 * record['faces_found'] / record['images']:.1f}%), aligned to {args.size}x{args.size} in "
+          f"{args.dst}; {record['not_found']} without a face listed in {record['not_found_list']}"
+          + (f" ({record['fallback']} written instead)" if record["fallback"] and record["not_found"] else ""))
+    return 0
+
+
 def _data_lfw_crops(args) -> int:
     from frbook.data import LFW, write_cropped_copy
 
@@ -181,7 +229,31 @@ def _data_lfw_crops(args) -> int:
     return 0
 
 
+def _fraction_or_count(text: str):
+    """'0.2' -> 0.2 (a share), '30' -> 30 (a count)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction such as 0.2 or a count such as 30") from None
+    if value <= 0 or (value >= 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction in (0, 1) or a whole count >= 1")
+    return value if value < 1 else int(value)
+
+
+def _crop_arg(text: str):
+    """'128' -> 128 pixels; '0.6' -> 0.6 of the image's shorter side."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give pixels (128) or a fraction of the shorter side (0.6)") from None
+    if value < 0 or (value > 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole pixels (128) or a fraction in (0, 1] (0.6)")
+    return int(value) if value > 1 or value == 0 else value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from frbook.defaults import DEFAULT_CHANNELS
+
     parser = argparse.ArgumentParser(prog="python -m frbook", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -268,23 +340,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-param", action="append", default=None, metavar="KEY=VALUE",
                    help="a constructor argument of --model, e.g. input_size=32 (repeatable)")
     p.add_argument("--target", required=True,
-                   help="'lfw', 'synth', a verification .bin file, or a folder holding pairs.txt")
+                   help="'lfw', 'synth', a verification .bin file, a folder holding pairs.txt, or an "
+                        "image folder (one sub-folder per identity; see --test-identities)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the report (and provenance) as JSON")
     p.add_argument("--plot", default=None, metavar="PNG", help="also save the histogram and ROC figure")
     p.add_argument("--data-root", default=None, help="where LFW is (default: $FRBOOK_DATA or ../shared/data)")
-    p.add_argument("--crop", type=int, default=128,
-                   help="centre crop of LFW-format images before resizing; 0: none (default: %(default)s)")
+    p.add_argument("--crop", type=_crop_arg, default=None,
+                   help="centre crop before resizing: pixels (128) or a fraction of each image's "
+                        "shorter side (0.6); 0: none (default: 128 for 'lfw', whose faces fill the "
+                        "middle of 250x250 frames, none for other targets)")
+    p.add_argument("--test-identities", type=_fraction_or_count, default=None, metavar="SHARE",
+                   help="image folder: evaluate on held-out identities only, a fraction (0.2) or a "
+                        "count (30), chosen with --split-seed as training's data.test_identities "
+                        "does (default: every identity)")
+    p.add_argument("--split-seed", type=int, default=0, help="image folder: seed of the identity split "
+                   "(default: %(default)s, the trainer's data.split_seed)")
+    p.add_argument("--pairs", type=int, default=None, metavar="N",
+                   help="image folder: draw N pairs, half genuine (default: every genuine pair and as "
+                        "many impostors)")
+    p.add_argument("--seed", type=int, default=0, help="image folder: seed of the pairs (default: %(default)s)")
     p.add_argument("--far", type=float, nargs="+", default=[1e-2, 1e-3],
                    help="FARs for TAR@FAR (default: %(default)s)")
-    p.add_argument("--folds", type=int, default=10,
-                   help="contiguous folds for the accuracy (default: %(default)s, the protocol's)")
+    p.add_argument("--folds", type=int, default=None,
+                   help="contiguous folds for the accuracy (default: the benchmark's own: the folds of "
+                        "pairs.txt, else 10)")
     p.add_argument("--no-flip", action="store_true", help="embed each image once, without the flip-sum")
     p.add_argument("--batch-size", type=int, default=256, help="(default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="image decoding processes (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_eval)
 
-    p = commands.add_parser("data", help="convert face data (see 'data pack --help', 'data bin --help', 'data lfw-crops --help')")
+    p = commands.add_parser("data", help="convert face data: pack, bin, pairs, align, lfw-crops (each has --help)")
     data = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     c = data.add_parser(
         "pack", help="pack an image folder into InsightFace's .rec/.idx/property",
@@ -293,11 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "records). Images are stored byte for byte unless --crop/--size ask for re-encoding.")
     c.add_argument("folder", help="one sub-folder per identity")
     c.add_argument("out", help="the .rec to write (e.g. data/casia/train.rec)")
-    c.add_argument("--size", type=int, default=None, help="resize (after --crop) and re-encode as JPEG")
-    c.add_argument("--crop", type=int, default=None, help="centre crop, then re-encode as JPEG")
-    c.add_argument("--channels", type=int, default=3, choices=[1, 3], help="for re-encoding (default: %(default)s)")
+    c.add_argument("--size", type=int, default=None,
+                   help="resize (after --crop; non-square images centre-cropped to square first) and "
+                        "re-encode as JPEG")
+    c.add_argument("--crop", type=_crop_arg, default=None,
+                   help="centre crop, pixels (128) or a fraction of the shorter side (0.6), then re-encode")
+    c.add_argument("--channels", type=int, default=DEFAULT_CHANNELS, choices=[1, 3],
+                   help="for re-encoding (default: %(default)s)")
     c.add_argument("--no-check", action="store_true",
                    help="do not decode every image first (faster; a broken file then fails in training)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(run=_data_pack)
     c = data.add_parser(
         "bin", help="write LFW's pairs as a verification .bin",
@@ -306,14 +398,64 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lfw", default=None, metavar="ROOT",
                    help="the folder holding pairs.txt (default: $FRBOOK_DATA/lfw or ../shared/data/lfw)")
     c.add_argument("out", help="the .bin to write")
-    c.add_argument("--crop", type=int, default=None, help="centre crop before resizing, e.g. 128")
+    c.add_argument("--crop", type=_crop_arg, default=None,
+                   help="centre crop before resizing, pixels (128) or a fraction of the shorter side (0.5)")
     c.add_argument("--size", type=int, default=None, help="resize to SIZE x SIZE, e.g. 112")
-    c.add_argument("--channels", type=int, default=3, choices=[1, 3], help="(default: %(default)s)")
+    c.add_argument("--channels", type=int, default=DEFAULT_CHANNELS, choices=[1, 3], help="(default: %(default)s)")
     c.add_argument("--format", default=None, choices=["jpeg", "png"],
                    help="re-encode as this (default: original bytes, or JPEG when cropping/resizing)")
     c.add_argument("--quality", type=int, default=95, help="JPEG quality (default: %(default)s)")
     c.add_argument("--fold", type=int, default=None, help="only this fold, 0..9 (default: all 6000 pairs)")
     c.set_defaults(run=_data_bin)
+    c = data.add_parser(
+        "pairs", help="LFW's pairs.txt protocol (person-disjoint folds) for an image folder, or a .bin",
+        description="Draw person-disjoint folds of matched and mismatched pairs from FOLDER/<identity>/"
+                    "<image> (seeded) and write them as LFW's pairs.txt ('FOLDS N', then per fold N "
+                    "'name i j' lines and N 'name1 i name2 j' lines; i, j number each person's images "
+                    "1, 2, ... in name order), or, for an OUT ending in .bin, as a verification .bin. "
+                    "With pairs.txt inside FOLDER, 'eval --target FOLDER' runs LFW's 10-fold protocol on it.",
+        epilog="example: python -m frbook data pairs faces/ (writes faces/pairs.txt)")
+    c.add_argument("folder", help="one sub-folder per identity")
+    c.add_argument("--out", default=None, help="pairs.txt or a .bin to write (default: FOLDER/pairs.txt)")
+    c.add_argument("--folds", type=int, default=None,
+                   help="person-disjoint folds (default: LFW's 10, fewer for fewer than 20 people)")
+    c.add_argument("--per-fold", type=int, default=None, metavar="N",
+                   help="matched (and as many mismatched) pairs per fold (default: as many as the "
+                        "sparsest fold allows, at most 300, LFW's)")
+    c.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    c.add_argument("--test-identities", type=_fraction_or_count, default=None, metavar="SHARE",
+                   help="only the identities held out by this share (0.2) or count (30), as training's "
+                        "data.test_identities holds them out with the same --split-seed (default: all)")
+    c.add_argument("--split-seed", type=int, default=0, help="seed of the identity split (default: %(default)s)")
+    c.add_argument("--crop", type=_crop_arg, default=None,
+                   help=".bin: centre crop before resizing, pixels or a fraction of the shorter side")
+    c.add_argument("--size", type=int, default=None, help=".bin: resize to SIZE x SIZE")
+    c.add_argument("--channels", type=int, default=DEFAULT_CHANNELS, choices=[1, 3],
+                   help=".bin: when re-encoding (default: %(default)s)")
+    c.add_argument("--format", default=None, choices=["jpeg", "png"],
+                   help=".bin: re-encode as this (default: original bytes, or JPEG when cropping/resizing)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(run=_data_pairs)
+    c = data.add_parser(
+        "align", help="detect each face and its five landmarks, warp it to the 112x112 template",
+        description="Detect the face in every image under SRC (MTCNN, whose weights ship in the "
+                    "facenet-pytorch wheel), find its five landmarks (eyes, nose tip, mouth corners) and "
+                    "warp it with the least-squares similarity transform (Umeyama) onto InsightFace's "
+                    "standard 112x112 template, as the field prepares faces. Writes the same tree under "
+                    "DST (JPEG; PNG stays PNG; grey stays grey), DST/not_found.txt listing every image "
+                    "without a face, DST/align.json with the counts, and copies SRC/pairs.txt.",
+        epilog="example: python -m frbook data align photos/ aligned/")
+    c.add_argument("src", help="a folder of images, e.g. one sub-folder per identity")
+    c.add_argument("dst", help="the folder to write (outside SRC)")
+    c.add_argument("--size", type=int, default=112, help="side of the aligned crop; the template scales (default: %(default)s)")
+    c.add_argument("--min-score", type=float, default=0.9, help="detector confidence to accept a face (default: %(default)s)")
+    c.add_argument("--fallback-crop", type=float, default=None, metavar="FRACTION",
+                   help="where no face is found, write a centre crop of this fraction of the shorter side "
+                        "instead (still listed), e.g. 0.5 for LFW, so pairs.txt keeps every image")
+    c.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (a trial run)")
+    c.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(run=_data_align)
     c = data.add_parser(
         "lfw-crops", help="write a smaller copy of LFW: centre crops, same layout and pairs.txt",
         description="Copy an LFW-format folder (images + pairs.txt) with every image centre-cropped "
@@ -340,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         # Bad arguments reach the library's own checks; show their message, not a traceback.
         parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
 

@@ -96,8 +96,8 @@ def test_pgm_as_orl_stores_it():
 
 def test_encode_png_is_exact_and_jpeg_close():
     image = faces_uint8(1, 1, 32)[0]
-    assert torch.equal(codec.decode(codec.encode(image, "png")), image)
-    again = codec.decode(codec.encode(image, "jpeg", quality=95)).float()
+    assert torch.equal(codec.decode(codec.encode(image, "png"), 3), image)
+    again = codec.decode(codec.encode(image, "jpeg", quality=95), 3).float()
     assert (again - image.float()).abs().mean() < 4
     with pytest.raises(TypeError, match="uint8"):
         codec.encode(image.float())
@@ -140,7 +140,7 @@ def test_prepare_crops_the_centre_then_resizes():
 # ----------------------------------------------------------------------------------------------
 def test_image_folder_matches_torchvision_and_decodes(tmp_path):
     written = image_folder(tmp_path / "faces", identities=3, per_identity=2)
-    faces = ImageFolderFaces(tmp_path / "faces")
+    faces = ImageFolderFaces(tmp_path / "faces", channels=3)
     reference = ImageFolder(str(tmp_path / "faces"))
     assert [str(f) for f in faces.files] == [p for p, _ in reference.samples]
     assert faces.labels.tolist() == [y for _, y in reference.samples] == [0, 0, 1, 1, 2, 2]
@@ -197,7 +197,7 @@ def test_lfw_format_pairs_in_file_order(tmp_path, nested):
 def test_lfw_bad_pairs_file_names_the_line(tmp_path):
     bad_name = PAIRS_TXT.replace("Bo_Chan\t1\t3", "Bo_Chan\t1\t9")
     lfw = LFW(lfw_folder(tmp_path / "a", pairs_txt=bad_name))
-    with pytest.raises(CorruptFileError, match=r"pairs.txt:3: no image Bo_Chan/Bo_Chan_0009.jpg"):
+    with pytest.raises(CorruptFileError, match=r"pairs.txt:3: no image 9 of 'Bo_Chan' \(named Bo_Chan/Bo_Chan_0009"):
         lfw.pairs()
     wrong_shape = PAIRS_TXT.replace("Ann_Lee\t3\tBo_Chan\t2", "Ann_Lee\t3\t2")
     with pytest.raises(CorruptFileError, match=r"pairs.txt:4: expected a mismatched"):
@@ -289,8 +289,8 @@ def test_pack_folder_round_trip_is_exact(packed_set):
     written, info, out = packed_set
     assert info["num_images"] == 9 and info["num_classes"] == 3
     assert read_property(out / "property") == (3, 24, 24)
-    faces = RecFaces(out)
-    folder = ImageFolderFaces(out.parent / "faces")
+    faces = RecFaces(out, channels=3)
+    folder = ImageFolderFaces(out.parent / "faces", channels=3)
     assert len(faces) == 9 and faces.num_classes == 3
     for k in range(9):
         header, data = faces.record(k)
@@ -408,7 +408,7 @@ def test_bin_round_trip(tmp_path):
     path = write_bin(tmp_path / "toy.bin", images, issame)
     got, same = read_bin(path)
     assert got == images and same.tolist() == issame and same.dtype == bool
-    data = VerificationBin(path)
+    data = VerificationBin(path, channels=3)
     assert len(data) == 4 and data.labels.tolist() == [-1] * 4
     i, j, s = data.pairs()
     assert i.tolist() == [0, 2] and j.tolist() == [1, 3] and s.tolist() == issame
@@ -482,9 +482,9 @@ def test_lfw_pairs_to_bin_keeps_bytes_and_order(tmp_path):
     a, b, same = lfw.pair_paths()
     assert images[0::2] == [p.read_bytes() for p in a] and images[1::2] == [p.read_bytes() for p in b]
     assert issame.tolist() == same.tolist()
-    cropped = LFW(tmp_path / "lfw", crop=24, size=16)
+    cropped = LFW(tmp_path / "lfw", channels=3, crop=24, size=16)
     out = pairs_to_bin(cropped, cropped.pairs(0), tmp_path / "fold0.bin", format="png")
-    data = VerificationBin(out)
+    data = VerificationBin(out, channels=3)
     assert len(data.issame) == 4 and data.images().shape == (8, 3, 16, 16)
     np.testing.assert_array_equal(data.images()[0], cropped.images([cropped.pairs(0).i[0]])[0])
 
@@ -500,7 +500,7 @@ def _real(reader, **kwargs):
 
 
 def test_real_lfw_protocol():
-    lfw = _real(LFW)
+    lfw = _real(LFW, channels=3)
     assert len(lfw) == 13233 and lfw.num_classes == 5749
     assert lfw.num_folds == 10
     assert len(lfw.pairs().i) == 6000

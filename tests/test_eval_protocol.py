@@ -245,7 +245,7 @@ def test_evaluate_on_bin_matches_reference(tmp_path):
     model = LinearFace()
     path = _toy_bin(tmp_path / "toy.bin")
     report = evaluate(model, path, fars=(0.25,), batch_size=5, device="cpu")
-    data = VerificationBin(path)
+    data = VerificationBin(path, channels=3)
     x = data.images()
     with torch.no_grad():
         plain, flipped = model(x).tolist(), model(torch.flip(x, dims=[3])).tolist()
@@ -263,9 +263,12 @@ def test_evaluate_on_bin_matches_reference(tmp_path):
 
 def test_evaluate_converts_images_to_the_model_and_says_so(tmp_path):
     path = _toy_bin(tmp_path / "big.bin", size=24)
-    report = evaluate(LinearFace(in_channels=1, size=16), VerificationBin(path), fars=(0.25,))
-    assert "images converted from 3 to 1 channels" in report.notes
-    assert "images resized from 24x24 to 16x16" in report.notes
+    report = evaluate(LinearFace(in_channels=1, size=16), VerificationBin(path, channels=3), fars=(0.25,))
+    assert "images converted from 3 to 1 channels" in report.notes  # the batch, for the model
+    assert "images resized from 24x24 to 16x16, the model's input_size" in report.notes
+    grey = evaluate(LinearFace(in_channels=1, size=16), path, fars=(0.25,))  # read as the model wants
+    assert any(n.endswith("images converted from colour to grey") for n in grey.notes)
+    assert any(n.endswith("images resized to 16x16") for n in grey.notes)
     assert "resized" in report.table()
 
 
@@ -283,6 +286,8 @@ def test_evaluate_on_lfw_format_folder_and_synth(tmp_path):
     synth = evaluate(model, SynthFaces(6, images_per_identity=3, size=16, channels=3), fars=(0.5,))
     assert synth.n_genuine == 18 and "SynthFaces (6 identities x 3" in synth.title
     with pytest.raises(ValueError, match="unknown target"):
+        evaluate(model, tmp_path / "nothing.txt")
+    with pytest.raises(ValueError, match="no impostor pairs"):  # an image folder of one identity
         evaluate(model, tmp_path)
     with pytest.raises(TypeError, match="cannot evaluate"):
         evaluate(model, 42)

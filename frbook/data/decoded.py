@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .encoded import Pairs
+from .encoded import ONE_SIZE, Pairs
 
 __all__ = ["DecodedFaces", "PairFaces", "decode_all"]
 
@@ -32,8 +32,8 @@ def decode_all(dataset, progress: bool = False) -> torch.Tensor:
                                                     disable=not progress, leave=False)]
     shapes = {tuple(im.shape) for im in images}
     if len(shapes) != 1:
-        raise ValueError(f"{type(dataset).__name__}: images of different sizes {sorted(shapes)[:3]}; "
-                         "give the data set a size= so that they come out alike")
+        raise ValueError(f"{type(dataset).__name__}: images of different sizes "
+                         f"{', '.join(f'{h}x{w}' for _, h, w in sorted(shapes)[:3])}; {ONE_SIZE}")
     return torch.stack(images)
 
 

@@ -7,7 +7,18 @@ identity::
 
 listed by torchvision's own ImageFolder rules (identities sorted by folder name, files sorted,
 extensions ``.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp``), so labels agree with
-``torchvision.datasets.ImageFolder`` on the same folder.
+``torchvision.datasets.ImageFolder`` on the same folder. Other files (notes, ``Thumbs.db``) are
+skipped.
+
+Held-out people, the way verification is measured: ::
+
+    faces = ImageFolderFaces("photos/", size=64)
+    train, test = faces.split_identities(0.2, seed=0)   # 20% of the people, never trained on
+    some = faces.subset([0, 5, 9])                     # any items; labels renumbered 0 .. K-1
+
+``split_identities`` is what a training config's ``data.test_identities`` / ``data.split_seed``
+and ``python -m frbook eval --target photos/ --test-identities 0.2 --split-seed 0`` use, so the
+three agree on who is held out. ``subset`` keeps the files and the identities' names.
 """
 from __future__ import annotations
 
@@ -15,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..defaults import DEFAULT_CHANNELS
 from .encoded import EncodedFaces
 from .errors import DataNotFoundError
 
@@ -24,7 +36,7 @@ __all__ = ["FileFaces", "ImageFolderFaces"]
 class FileFaces(EncodedFaces):
     """Images in ``files`` with labels ``labels`` (0 .. K-1); label ``k`` is ``identities[k]``."""
 
-    def __init__(self, files, labels, identities, channels: int = 3, crop=None, size=None):
+    def __init__(self, files, labels, identities, channels: int = DEFAULT_CHANNELS, crop=None, size=None):
         super().__init__(channels, crop, size)
         self.files = [Path(f) for f in files]
         self._labels = torch.as_tensor(labels, dtype=torch.int64).view(-1).clone()
@@ -52,8 +64,10 @@ class FileFaces(EncodedFaces):
         return len(self.identities)
 
     def subset(self, items) -> "FileFaces":
-        """The given items as a new data set whose identities are renumbered 0 .. K-1 (keeping
-        their order), as a training set needs."""
+        """The given items (indices) as a new data set whose identities are renumbered 0 .. K-1
+        (keeping their order), as a training set needs; ``identities`` keeps the names, so
+        ``subset.identities[label]`` is still the person's folder. Channels, crop and size carry
+        over. See :meth:`~frbook.data.EncodedFaces.split_identities` for a split by people."""
         items = [int(k) for k in torch.as_tensor(items).view(-1)]
         old = self._labels[items]
         kept = sorted(set(old.tolist()))
@@ -69,7 +83,7 @@ class FileFaces(EncodedFaces):
 class ImageFolderFaces(FileFaces):
     """Every image under ``path/<identity>/``; identities are the sorted folder names."""
 
-    def __init__(self, path, channels: int = 3, crop=None, size=None, extensions=None):
+    def __init__(self, path, channels: int = DEFAULT_CHANNELS, crop=None, size=None, extensions=None):
         # Imported here: torchvision takes seconds to import, and only this reader needs it.
         from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 

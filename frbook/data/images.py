@@ -14,19 +14,26 @@ seconds, for every notebook that only wants SynthFaces).
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..defaults import DEFAULT_CHANNELS, DEFAULT_SIZE  # re-exported: the library's one default
 from .errors import CorruptFileError
 
 __all__ = ["decode", "prepare", "resize", "to_grey", "to_float", "encode", "check_channels",
-           "as_hw"]
+           "as_hw", "DEFAULT_CHANNELS", "DEFAULT_SIZE"]
 
 # Pillow's modes for grey and colour; converting colour to "L" uses the ITU-R 601 luma weights.
 _MODES = {1: "L", 3: "RGB"}
+_KIND = {1: "grey", 3: "colour"}
+
+
+def _count(notes: dict, what: str) -> None:
+    notes[what] = notes.get(what, 0) + 1
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -40,18 +47,37 @@ def as_hw(value, name: str) -> tuple[int, int] | None:
     """``None`` stays ``None``; ``112`` -> ``(112, 112)``; ``(112, 96)`` stays; others fail."""
     if value is None:
         return None
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(f"{name} must be a positive int or a pair (H, W) of them; got {value!r}")
-    return pair
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                                 for v in pair):
+        raise ValueError(f"{name} must be a whole number of pixels (e.g. 112) or two of them (height, "
+                         f"width); got {value!r}")
+    return (int(pair[0]), int(pair[1]))
 
 
-def decode(data: bytes, channels: int = 3, where: str = "image") -> torch.Tensor:
+def as_crop(value):
+    """A crop: ``None``, pixels (as :func:`as_hw`), or a float in (0, 1]: that fraction of each
+    image's shorter side, a square (for sets whose images differ in size)."""
+    if isinstance(value, float):
+        if not 0 < value <= 1:
+            raise ValueError(f"crop {value!r}: a fraction of the shorter side must lie in (0, 1]; "
+                             "give whole pixels (e.g. 128) for a fixed size")
+        return value
+    return as_hw(value, "crop")
+
+
+def _crop_centre(image: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    top, left = (image.shape[-2] - h) // 2, (image.shape[-1] - w) // 2
+    return image[..., top:top + h, left:left + w]
+
+
+def decode(data: bytes, channels: int = DEFAULT_CHANNELS, where: str = "image", notes=None) -> torch.Tensor:
     """Decode encoded image bytes to a ``uint8`` tensor (channels, H, W).
 
     Grey images asked for in colour get their one channel repeated; colour images asked for in
     grey become luma. ``where`` (a path, a record) names the image in the error raised when the
-    bytes are not a readable image, truncated ones included.
+    bytes are not a readable image, truncated ones included. ``notes``, a dict, counts the
+    conversion (``"converted from colour to grey"``) when there is one.
     """
     channels = check_channels(channels)
     if len(data) == 0:
@@ -59,28 +85,57 @@ def decode(data: bytes, channels: int = 3, where: str = "image") -> torch.Tensor
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # decode now: a truncated file fails here, not later
+            stored = 1 if len(image.getbands()) < 3 else 3
             pixels = np.asarray(image.convert(_MODES[channels]))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CorruptFileError(f"{where}: cannot decode the image ({len(data)} bytes): {exc}") from None
+        # Pillow names the in-memory buffer ("<_io.BytesIO object at 0x...>"), not the file.
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(exc)).strip() or type(exc).__name__
+        raise CorruptFileError(f"{where}: cannot decode the image ({len(data)} bytes): {reason}") from None
+    if notes is not None and stored != channels:
+        _count(notes, f"converted from {_KIND[stored]} to {_KIND[channels]}")
     tensor = torch.from_numpy(pixels.copy())
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
-def prepare(image: torch.Tensor, crop=None, size=None) -> torch.Tensor:
-    """Centre-crop to ``crop`` (H, W) then resize to ``size`` (H, W); either may be ``None``.
+def prepare(image: torch.Tensor, crop=None, size=None, notes=None) -> torch.Tensor:
+    """Centre-crop to ``crop``, then resize to ``size`` (H, W) keeping the aspect ratio.
 
-    The centre crop is the usual cheap stand-in for face alignment on unaligned sets such as
-    LFW, where the face fills the middle of the frame. Resizing is bilinear with antialiasing
-    and stays ``uint8``.
+    ``crop`` is pixels (an int or (H, W)) or a float in (0, 1]: a square whose side is that
+    fraction of the image's shorter side, so sets of mixed sizes crop alike. The centre crop is
+    the usual cheap stand-in for face alignment on unaligned sets such as LFW, where the face
+    fills the middle of the frame (``python -m frbook data align`` does the real thing).
+
+    Resizing never squashes: an image whose aspect ratio differs from ``size``'s is first
+    centre-cropped to that aspect ratio (a 168x192 image to 168x168 for a square ``size``, a
+    640x480 scene to its middle 480x480), then resized, bilinear with antialiasing, staying
+    ``uint8``. ``notes``, a dict, counts each kind of change made (for evaluation reports).
     """
-    crop, size = as_hw(crop, "crop"), as_hw(size, "size")
+    crop, size = as_crop(crop), as_hw(size, "size")
+    h, w = image.shape[-2:]
+    what = None if crop is None else f"centre-cropped to {crop[0]}x{crop[1]}" if isinstance(crop, tuple) \
+        else f"centre-cropped to {crop:g} of the shorter side"
+    if isinstance(crop, float):
+        side = max(1, round(crop * min(h, w)))
+        crop = (side, side)
     if crop is not None:
-        h, w = image.shape[-2:]
         if crop[0] > h or crop[1] > w:
-            raise ValueError(f"crop {crop[0]}x{crop[1]} is larger than the image ({h}x{w})")
-        top, left = (h - crop[0]) // 2, (w - crop[1]) // 2
-        image = image[..., top:top + crop[0], left:left + crop[1]]
+            raise ValueError(f"crop {crop[0]}x{crop[1]} is larger than the image ({h}x{w}); crop "
+                             "less, or give the crop as a fraction of the shorter side (e.g. 0.6)")
+        if (h, w) != crop:
+            image = _crop_centre(image, *crop)
+            if notes is not None:
+                _count(notes, what)
     if size is not None and tuple(image.shape[-2:]) != size:
+        h, w = image.shape[-2:]
+        if h * size[1] != w * size[0]:  # another aspect ratio: crop to size's, do not squash
+            if h * size[1] > w * size[0]:
+                image = _crop_centre(image, max(1, round(w * size[0] / size[1])), w)
+            else:
+                image = _crop_centre(image, h, max(1, round(h * size[1] / size[0])))
+            if notes is not None:
+                _count(notes, f"centre-cropped to the aspect ratio of {size[0]}x{size[1]} (not squashed)")
+        if notes is not None:
+            _count(notes, f"resized to {size[0]}x{size[1]}")
         image = resize(image, size)
     return image.contiguous()
 

@@ -11,8 +11,12 @@ followed by 300 *mismatched* lines ``name1 i name2 j``. The folds are person-dis
 allows the "unrestricted, no outside data" protocol: for test fold k, train on every identity
 that does not appear in fold k (:meth:`LFW.train_set`) and test on fold k's pairs.
 
-Any folder in this format works (images named ``<Name>_<number>.jpg|.jpeg|.png``), so a private
-set of pairs can be evaluated the same way. Folds are numbered 0 .. 9 here.
+Any folder in this format works, so a private set of pairs can be evaluated the same way: images
+named ``<Name>_<number>.<ext>`` are numbered by that number, and a person whose images are named
+otherwise has them numbered 1, 2, ... in sorted file order (what ``python -m frbook data pairs``
+writes for a folder of one sub-folder per identity). Image extensions are those of
+:class:`~frbook.data.ImageFolderFaces` (``.jpg .jpeg .png .pgm .ppm .bmp .tif .tiff .webp``);
+other files (notes, thumbnails databases) are ignored. Folds are numbered 0 .. 9 here.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..defaults import DEFAULT_CHANNELS
 from .encoded import Pairs
 from .errors import CorruptFileError
 from .folder import FileFaces
@@ -30,7 +35,21 @@ __all__ = ["LFW", "write_cropped_copy"]
 
 _HOW_TO_GET = ("LFW is at https://vis-www.cs.umass.edu/lfw/ (the images folder and pairs.txt); "
                "developers find it in ../shared/data/lfw.")
-_IMAGE = re.compile(r"(.+)_(\d+)\.(jpe?g|png)", re.IGNORECASE)
+_IMAGE = re.compile(r"(.+)_(\d+)\.[a-z]+", re.IGNORECASE)
+#: torchvision's ImageFolder extensions (kept here so that importing frbook.data skips torchvision).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def numbered_images(person: Path) -> list[tuple[int, Path]]:
+    """``[(number, file), ...]`` of one person's folder, sorted: the numbers of LFW's
+    ``<Name>_<number>`` names when every image is named so, else 1, 2, ... in sorted name order
+    (the order of :class:`~frbook.data.ImageFolderFaces`). Non-image files are skipped."""
+    files = sorted((f for f in person.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS),
+                   key=lambda f: f.name)
+    matches = [_IMAGE.fullmatch(f.name) for f in files]
+    if files and all(m and m.group(1) == person.name for m in matches):
+        return sorted((int(m.group(2)), f) for m, f in zip(matches, files))
+    return list(enumerate(files, start=1))
 
 
 def _holds_lfw(folder: Path) -> bool:
@@ -43,32 +62,31 @@ class LFW(FileFaces):
     Args:
         root: the folder holding ``pairs.txt``, or a data root holding ``lfw/``; by default
             found by :func:`frbook.data.root.find_dataset`.
-        channels: 3 colour (default, as the original set) or 1 grey.
+        channels: 1 grey (the library's default; the copy in ../shared/data is grey) or 3 colour
+            (the original set).
         crop: centre crop (int or (H, W)) before resizing; the face sits in the middle 110..130
             pixels of the 250x250 frame, so ``crop=128`` is a cheap stand-in for alignment.
         size: resize to this (int or (H, W)) after cropping.
     """
 
-    def __init__(self, root=None, channels: int = 3, crop=None, size=None):
+    def __init__(self, root=None, channels: int = DEFAULT_CHANNELS, crop=None, size=None):
         self.root = find_dataset("lfw", _holds_lfw, root, _HOW_TO_GET)
         self.pairs_file = self.root / "pairs.txt"
         self.image_dir = self.root / "lfw" if (self.root / "lfw").is_dir() else self.root
-        files, labels, names = [], [], []
-        for person in sorted(d for d in self.image_dir.iterdir() if d.is_dir()):
-            numbered = []
-            for f in person.iterdir():
-                match = _IMAGE.fullmatch(f.name)
-                if match and match.group(1) == person.name:
-                    numbered.append((int(match.group(2)), f))
+        files, labels, names, self._item = [], [], [], {}
+        for person in sorted((d for d in self.image_dir.iterdir() if d.is_dir()), key=lambda d: d.name):
+            numbered = numbered_images(person)
+            for number, f in numbered:
+                self._item[(person.name, number)] = len(files)
+                files.append(f)
+                labels.append(len(names))
             if numbered:
-                files += [f for _, f in sorted(numbered)]
-                labels += [len(names)] * len(numbered)
                 names.append(person.name)
         if not files:
-            raise CorruptFileError(f"{self.image_dir}: no images named <Name>/<Name>_<number>.jpg")
+            raise CorruptFileError(f"{self.image_dir}: no images in <Name>/ folders (expected "
+                                   f"<Name>/<Name>_<number>.jpg, or any image files: "
+                                   f"{' '.join(IMAGE_EXTENSIONS)})")
         super().__init__(files, labels, names, channels, crop, size)
-        self._item = {(self.identities[int(lab)], int(_IMAGE.fullmatch(f.name).group(2))): k
-                      for k, (f, lab) in enumerate(zip(self.files, self._labels))}
         self._pairs = None
 
     # -- the protocol ---------------------------------------------------------------------------
@@ -107,8 +125,9 @@ class LFW(FileFaces):
         try:
             return self._item[(name, int(number))]
         except (KeyError, ValueError):
-            raise CorruptFileError(f"{where}:{line}: no image {name}/{name}_{number:0>4}.jpg "
-                                   f"under {self.image_dir}") from None
+            raise CorruptFileError(f"{where}:{line}: no image {number} of {name!r} (named "
+                                   f"{name}/{name}_{number:0>4}.<ext>, or image {number} of "
+                                   f"{name}/ in name order) under {self.image_dir}") from None
 
     @property
     def num_folds(self) -> int:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .encoded import EncodedFaces
+from ..defaults import DEFAULT_CHANNELS
+from .encoded import ONE_SIZE, EncodedFaces
 from .errors import CorruptFileError
 from .folder import ImageFolderFaces
 from .images import decode, prepare, to_float
@@ -63,14 +64,15 @@ class RecFaces(EncodedFaces):
     Args:
         path: a folder holding ``train.rec``, ``train.idx`` (and usually ``property``), or the
             path of a ``.rec`` whose ``.idx`` has the same name.
-        channels, crop, size: as for every frbook face set (InsightFace sets are 112x112 RGB).
+        channels, crop, size: as for every frbook face set (InsightFace sets are 112x112 RGB:
+            ``channels=3`` keeps their colour; the default is the library's grey).
 
     Labels are checked as they are read: a label that is not a whole number, is negative, or is
     not below the ``property`` file's ``num_classes`` raises :class:`CorruptFileError` naming the
     record.
     """
 
-    def __init__(self, path, channels: int = 3, crop=None, size=None):
+    def __init__(self, path, channels: int = DEFAULT_CHANNELS, crop=None, size=None):
         super().__init__(channels, crop, size)
         self.rec_path, self.idx_path, self.property_path = _paths(path)
         self.reader = RecordReader(self.rec_path, self.idx_path)
@@ -134,8 +136,8 @@ class RecFaces(EncodedFaces):
     def __getitem__(self, i):
         header, data = self.record(i)
         i = self._index(i)
-        image = decode(data, self.channels, self.where(i))  # one read gives image and label
-        return to_float(prepare(image, self.crop, self.size)), self._checked_label(header, i)
+        image = decode(data, self.channels, self.where(i), self.conversions)  # one read: image and label
+        return to_float(prepare(image, self.crop, self.size, self.conversions)), self._checked_label(header, i)
 
     @property
     def num_classes(self) -> int:
@@ -145,7 +147,7 @@ class RecFaces(EncodedFaces):
         return f"RecFaces({self.rec_path}, {len(self)} images, {self._settings()})"
 
 
-def pack(dataset: EncodedFaces, out_rec, check: bool = True) -> dict:
+def pack(dataset: EncodedFaces, out_rec, check: bool = True, progress: bool = False) -> dict:
     """Write ``dataset`` as an InsightFace training set: ``out_rec``, its ``.idx``, ``property``.
 
     Images are stored as ``dataset.encoded(i)``: the original bytes, or re-encoded when the data
@@ -154,8 +156,11 @@ def pack(dataset: EncodedFaces, out_rec, check: bool = True) -> dict:
     is decoded first, so an unreadable file fails now, naming it, not in the middle of training;
     all images must then have one size (the ``property`` file has room for one).
 
-    Returns ``{"rec", "idx", "property", "num_images", "num_classes", "height", "width"}``.
+    ``progress``: a bar over the images. Returns ``{"rec", "idx", "property", "num_images",
+    "num_classes", "height", "width"}``.
     """
+    from tqdm import tqdm
+
     out_rec = Path(out_rec)
     if out_rec.suffix != ".rec":
         raise ValueError(f"{out_rec}: the output must end in .rec")
@@ -177,13 +182,14 @@ def pack(dataset: EncodedFaces, out_rec, check: bool = True) -> dict:
     with RecordWriter(out_rec, idx_path) as writer:
         writer.write(0, pack_record(IRHeader(2, (first_identity_key, first_identity_key + num_classes), 0, 0)))
         starts = np.zeros(num_classes + 1, np.int64)
-        for key, i in enumerate(order, start=1):
+        for key, i in enumerate(tqdm(order, desc="packing", unit="img", disable=not progress), start=1):
             data = dataset.encoded(i)
             if check or key == 1:
                 sizes.add(tuple(decode(data, dataset.channels, dataset.where(i)).shape[-2:]))
                 if len(sizes) > 1:
-                    raise ValueError(f"{dataset.where(i)}: image sizes differ ({sorted(sizes)}); a "
-                                     "packed set has one size: give the data set size=(H, W)")
+                    raise ValueError(f"{dataset.where(i)}: image sizes differ "
+                                     f"({', '.join(f'{h}x{w}' for h, w in sorted(sizes))}); a packed set has "
+                                     f"one size: {ONE_SIZE}")
             label = int(labels[i])
             writer.write(key, pack_record(IRHeader(0, float(label), key, 0), data))
             starts[label + 1] += 1
@@ -197,7 +203,7 @@ def pack(dataset: EncodedFaces, out_rec, check: bool = True) -> dict:
             "num_classes": num_classes, "height": height, "width": width}
 
 
-def pack_folder(folder, out_rec, check: bool = True, **kwargs) -> dict:
+def pack_folder(folder, out_rec, check: bool = True, progress: bool = False, **kwargs) -> dict:
     """Pack an image folder (one sub-folder per identity) with :func:`pack`; ``kwargs`` go to
     :class:`~frbook.data.folder.ImageFolderFaces` (``crop``, ``size``, ``channels``)."""
-    return pack(ImageFolderFaces(folder, **kwargs), out_rec, check=check)
+    return pack(ImageFolderFaces(folder, **kwargs), out_rec, check=check, progress=progress)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..defaults import DEFAULT_CHANNELS
 from .encoded import EncodedFaces, Pairs
 from .errors import CorruptFileError
 
@@ -97,7 +98,7 @@ def write_bin(path, images, issame, protocol: int = 4) -> Path:
 class VerificationBin(EncodedFaces):
     """The images of a ``.bin`` as a data set (labels unknown: -1), with its :meth:`pairs`."""
 
-    def __init__(self, path, channels: int = 3, crop=None, size=None):
+    def __init__(self, path, channels: int = DEFAULT_CHANNELS, crop=None, size=None):
         super().__init__(channels, crop, size)
         self.path = Path(path).expanduser()
         if not self.path.is_file():
@@ -127,23 +128,21 @@ class VerificationBin(EncodedFaces):
 
 
 def pairs_to_bin(dataset: EncodedFaces, pairs, path, format: str | None = None,
-                 quality: int = 95) -> Path:
+                 quality: int = 95, progress: bool = False) -> Path:
     """Write the pairs ``(i, j, issame)`` of ``dataset`` (e.g. ``LFW(...).pairs()``) as a ``.bin``.
 
     Each image is ``dataset.encoded(k, format, quality)``: the stored bytes when the data set
     neither crops nor resizes and no ``format`` is asked, else the prepared image re-encoded
     (JPEG by default, as InsightFace's own files). An image in several pairs is stored each time,
-    as the format requires.
+    as the format requires (and encoded once). ``progress``: a bar over the distinct images.
     """
+    from tqdm import tqdm
+
     i, j, issame = pairs
     if len(i) != len(j) or len(i) != len(issame):
         raise ValueError(f"pairs must have equal lengths; got {len(i)}, {len(j)}, {len(issame)}")
-    cache: dict[int, bytes] = {}
-
-    def image(k: int) -> bytes:
-        if k not in cache:
-            cache[k] = dataset.encoded(k, format, quality)
-        return cache[k]
-
-    images = [image(int(k)) for a, b in zip(i, j) for k in (a, b)]
+    distinct = np.unique(np.concatenate([np.asarray(i), np.asarray(j)]).astype(np.int64))
+    cache = {int(k): dataset.encoded(int(k), format, quality)
+             for k in tqdm(distinct, desc="encoding pair images", unit="img", disable=not progress)}
+    images = [cache[int(k)] for a, b in zip(i, j) for k in (a, b)]
     return write_bin(path, images, issame)

@@ -25,7 +25,11 @@ class Pixels(Backbone):
     """Images in [0, 1] -> their pixels, flattened and mean-centred per image: (B, C * h * w).
 
     Args:
-        input_size: H = W (or (H, W)) of the images it takes; evaluation resizes images to it.
+        input_size: H = W (or (H, W)) of the images it takes; evaluation resizes images to it
+            (and its report says so). 32, not the library's 64 (:mod:`frbook.defaults`): the
+            book's recorded LFW baseline (chapter 5, ``book/results/lfw_eval/pixels.json``) is at
+            32x32, and a default change would change that number; pass ``input_size=64`` to match
+            a 64-pixel model.
         in_channels: 1 grey (the default; the baseline is usually run on grey images) or 3.
         pool: optionally average the image down to ``pool`` x ``pool`` (or (h, w)) before
             flattening (area interpolation: each output pixel is the mean of a block), a

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..defaults import DEFAULT_CHANNELS, DEFAULT_SIZE
 from ._base import Backbone, as_size, init_weights
 
 __all__ = ["SmallCNN"]
@@ -53,8 +54,8 @@ class SmallCNN(Backbone):
     ``__init__``; that changes strides, not values or shape.)
     """
 
-    def __init__(self, embedding_dim: int = 64, in_channels: int = 1,
-                 input_size: int | tuple[int, int] = 64, width: int = 32,
+    def __init__(self, embedding_dim: int = 64, in_channels: int = DEFAULT_CHANNELS,
+                 input_size: int | tuple[int, int] = DEFAULT_SIZE, width: int = 32,
                  convs_per_stage: int = 1, final_bn: bool = True, dropout: float = 0.0):
         super().__init__()
         if embedding_dim < 1 or in_channels < 1 or width < 1:

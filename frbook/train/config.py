@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from .. import losses, models
+from ..defaults import DEFAULT_CHANNELS, DEFAULT_SIZE
 
 __all__ = ["SCHEMA", "ConfigError", "defaults", "load_config", "validate", "parse_override",
            "apply_override", "check_data_paths", "describe", "loss_params", "model_params", "make_loss", "entry_config"]
@@ -37,14 +38,20 @@ SCHEMA: dict[str, dict[str, tuple]] = {
                  "synth: SynthFaces; lfw: LFW unrestricted (train on identities not in test_fold); "
                  "folder: one folder per identity; rec: InsightFace train.rec/.idx"),
         "path": (None, "str|null", "folder, .rec folder or LFW root (lfw: found as for 'eval' when null)"),
-        "size": (64, "int", "image side in pixels, after cropping"),
-        "channels": (1, (1, 3), "1 grey, 3 colour"),
-        "crop": (None, "int|null", "centre crop before resizing (real images)"),
+        "size": (DEFAULT_SIZE, "int", "image side in pixels, after cropping (non-square images are "
+                 "centre-cropped to square first, not squashed)"),
+        "channels": (DEFAULT_CHANNELS, (1, 3), "1 grey, 3 colour"),
+        "crop": (None, "int|null", "centre crop in pixels before resizing (real images)"),
+        "crop_fraction": (None, "float|null", "centre crop, a square of this fraction of each image's shorter "
+                          "side, in (0, 1] (real images of mixed sizes; instead of crop)"),
         "test_fold": (0, "int", "lfw: the fold (0-9) whose 600 pairs are the test; the next fold validates; the "
                       "people of both are not trained on"),
+        "test_identities": (None, "float|null", "identities held out for the test: synth, a count (null: 100); "
+                            "folder/rec, a fraction in (0, 1) or a count (null: none; eval target 'heldout' scores "
+                            "pairs of them)"),
+        "split_seed": (0, "int", "folder/rec: which identities test_identities holds out (as eval --split-seed)"),
         "identities": (400, "int", "synth: training identities"),
         "val_identities": (100, "int", "synth: held-out identities for the 'synth' evaluation and a search's reward"),
-        "test_identities": (100, "int", "synth: held-out identities a comparison tests on, once, at the end"),
         "images_per_identity": (20, "int", "synth: images of each training identity"),
         "test_images_per_identity": (10, "int", "synth: images of each validation and test identity"),
         "label_noise": (0.0, "float", "synth: share of training labels moved to another identity, in [0, 1)"),
@@ -101,7 +108,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "eval": {
         "every": (0, "int", "steps between evaluations; 0: only at the end"),
         "targets": (["synth"], "list[str]", "'synth' (held-out identities), 'val' (the validation split), 'lfw' "
-                    "(test_fold's pairs for data.kind lfw, else all 6000), or verification .bin paths"),
+                    "(test_fold's pairs for data.kind lfw, else all 6000), 'heldout' (data.test_identities' "
+                    "people of a folder or .rec), or verification .bin paths"),
         "batch_size": (256, "int", "evaluation batch"),
         "flip": (True, "bool", "flip-sum embeddings (InsightFace's protocol)"),
         "num_pairs": (6000, "int", "comparisons: balanced pairs drawn from the SynthFaces test identities"),
@@ -352,6 +360,9 @@ def _check_values(config: dict) -> None:
         raise ConfigError(f"data.difficulty must be in [0, 1]; got {d['difficulty']}")
     if d["crop"] is not None and d["crop"] < 1:
         raise ConfigError(f"data.crop must be a positive number of pixels or null; got {d['crop']}")
+    if d["crop_fraction"] is not None and (not 0 < d["crop_fraction"] <= 1 or d["crop"] is not None):
+        raise ConfigError(f"data.crop_fraction must lie in (0, 1], with data.crop null; got "
+                          f"crop_fraction={d['crop_fraction']}, crop={d['crop']}")
     if not 0 <= d["test_fold"] <= 9:
         raise ConfigError(f"data.test_fold must be a fold of LFW's pairs.txt, 0..9; got {d['test_fold']}")
     if d["kind"] in ("folder", "rec") and d["path"] is None:
@@ -382,6 +393,15 @@ def _check_values(config: dict) -> None:
                           f"'lfw/accuracy'; got {metric!r}")
     if not config["eval"]["targets"] and metric not in ("auto", "none"):
         raise ConfigError(f"checkpoint.keep_best {metric!r} needs an evaluation; add eval.targets")
+    held_out = d["test_identities"]
+    if held_out is not None and (held_out < 0 or (held_out >= 1 and held_out != int(held_out))):
+        raise ConfigError(f"data.test_identities must be a fraction in (0, 1), a whole count, or 0; "
+                          f"got {held_out}")
+    if d["kind"] == "synth" and held_out is not None and (held_out < 1 or held_out != int(held_out)):
+        raise ConfigError(f"data.test_identities of SynthFaces is a count of identities (>= 1); got {held_out}")
+    if "heldout" in config["eval"]["targets"] and not (d["kind"] in ("folder", "rec") and d["test_identities"]):
+        raise ConfigError("eval target 'heldout' is the identities that data.test_identities holds out of a "
+                          "folder or .rec; set data.kind folder (or rec) and data.test_identities, e.g. 0.2")
     if "synth" in config["eval"]["targets"] and d["kind"] != "synth":
         raise ConfigError("eval target 'synth' is the held-out SynthFaces identities of data.kind synth; "
                           "for real data use 'lfw' or .bin paths in eval.targets")
@@ -392,7 +412,7 @@ def _check_values(config: dict) -> None:
 def _check_protocol(config: dict) -> None:
     """The keys comparisons and searches add: held-out sets, evaluation, the search, the entries."""
     d, e, s, c = config["data"], config["eval"], config["search"], config["compare"]
-    _positive(config, "data.test_identities", "data.test_images_per_identity", "eval.num_pairs",
+    _positive(config, "data.test_images_per_identity", "eval.num_pairs",
               "search.candidates", "search.epochs", "search.pieces", "search.sigma", "search.policy_lr", "search.s")
     if not 0 <= d["label_noise"] < 1:
         raise ConfigError(f"data.label_noise must be in [0, 1); got {d['label_noise']}")
@@ -479,8 +499,8 @@ def check_data_paths(config: dict) -> None:
         raise ConfigError(f"data.path {d['path']!r} does not exist; point it at the data with "
                           f"--set data.path=/where/it/is")
     for target in config["eval"]["targets"]:
-        if target not in ("synth", "val", "lfw") and not Path(target).expanduser().exists():
-            raise ConfigError(f"eval.targets: {target!r} does not exist; give 'synth', 'val', 'lfw' or "
+        if target not in ("synth", "val", "lfw", "heldout") and not Path(target).expanduser().exists():
+            raise ConfigError(f"eval.targets: {target!r} does not exist; give 'synth', 'val', 'lfw', 'heldout' or "
                               "the path of a verification .bin (e.g. --set eval.targets=[lfw])")
 
 

@@ -12,7 +12,9 @@ run of the book splits its data the same way:
   the people outside the test fold and its validation fold (:meth:`frbook.data.LFW.train_identities`
   says why both), validation on the next fold's 600 pairs, test on the test fold's 600 pairs. LFW is
   decoded once per process (13,233 images; 54 MB at 64x64 grey) and served from memory.
-* ``folder`` and ``rec``: a training set only (``data.cache`` decodes it once into memory).
+* ``folder`` and ``rec``: a training set (``data.cache`` decodes it once into memory) and, with
+  ``test_identities``, a test set of people held out of it (``split_identities``, seeded by
+  ``split_seed``).
 """
 from __future__ import annotations
 
@@ -46,7 +48,9 @@ _DECODED: dict = {}  # LFW decoded once per process: the runs of a comparison sh
 def build_data(config: dict, device=None, progress: bool = False) -> RunData:
     """The :class:`RunData` of ``config["data"]`` (see the module docstring); SynthFaces render on
     ``device``, decoded LFW sits there."""
-    d = config["data"]
+    d = dict(config["data"])
+    if d["crop_fraction"] is not None:  # the readers take one crop: pixels or a fraction
+        d["crop"] = float(d["crop_fraction"])
     device = torch.device(device or "cpu")
     try:
         if d["kind"] == "synth":
@@ -55,14 +59,18 @@ def build_data(config: dict, device=None, progress: bool = False) -> RunData:
             return _lfw(d, device, progress)
         reader = ImageFolderFaces if d["kind"] == "folder" else RecFaces
         train = reader(d["path"], channels=d["channels"], crop=d["crop"], size=d["size"])
+        held_out = None
+        if d["test_identities"]:  # identity-disjoint: the held-out people are never trained on
+            train, held_out = train.split_identities(d["test_identities"], d["split_seed"])
     except DataNotFoundError as exc:
         raise ConfigError(f"data.path: {exc} (set it with --set data.path=/where/it/is)") from None
-    return RunData(InMemoryFaces(train, progress) if d["cache"] else train)
+    return RunData(InMemoryFaces(train, progress) if d["cache"] else train, test=held_out)
 
 
 def _synth(d: dict, device) -> RunData:
     common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], seed=d["seed"], device=device)
-    edges = np.cumsum([0, d["identities"], d["val_identities"], d["test_identities"]]).tolist()
+    test = 100 if d["test_identities"] is None else int(d["test_identities"])
+    edges = np.cumsum([0, d["identities"], d["val_identities"], test]).tolist()
     train = SynthFaces(torch.arange(edges[0], edges[1]), images_per_identity=d["images_per_identity"], **common)
     if d["label_noise"]:
         train = NoisyLabels(train, d["label_noise"], seed=d["seed"])

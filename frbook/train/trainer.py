@@ -107,7 +107,7 @@ class Trainer:
         in_place = config["data"]["kind"] in ("synth", "lfw")
         self.data = build_data(config, device if in_place else None, progress and world.is_main)
         self.train_set = self.data.train
-        self.evaluators = make_evaluators(config, self.data, device) if world.is_main else {}
+        self.evaluators = make_evaluators(config, self.data, device, progress) if world.is_main else {}
         self.plan = BatchPlan(len(self.train_set), t["batch_size"], t["seed"], world.rank, world.size, t["accumulate"])
         self.total = t["steps"] or t["epochs"] * self.plan.batches_per_epoch
 
@@ -151,6 +151,7 @@ class Trainer:
                 self.net.register_comm_hook(None, sum_gradients_hook)
         self.step, self.epoch, self.position = 0, 0, 0
         self.best = None  # (metric value, step)
+        self.fit_stats = None  # (correct, sum of target angles, count) since the last log line
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _save(self, name: str, metrics: dict | None = None) -> None:
@@ -241,11 +242,15 @@ class Trainer:
         return metrics
 
     def _log_training(self, loss: float, epoch: int, steps: int, seconds: float, bar) -> None:
-        numbers = distributed.all_reduce_mean({"loss": loss}, self.world)
+        stats, self.fit_stats = self.fit_stats, None
+        fit = {} if stats is None else {"train_accuracy": (stats[0] / stats[2]).item(),
+                                        "train_target_angle_deg": (stats[1] / stats[2]).item()}
+        numbers = distributed.all_reduce_mean({"loss": loss, **fit}, self.world)
         if not math.isfinite(numbers["loss"]):
             raise FloatingPointError(f"the loss became {numbers['loss']} by step {self.step}; lower "
                                      f"optim.lr ({self.config['optim']['lr']}) or the loss's scale")
         record = {"step": self.step, "epoch": epoch, "loss": numbers["loss"],
+                  **{k: numbers[k] for k in fit},  # not with partial_fc (no full logits)
                   "lr": self.optimizer.param_groups[0]["lr"],
                   "images_per_second": steps * self.config["train"]["batch_size"] / max(seconds, 1e-9)}
         self._log(record)
@@ -274,6 +279,23 @@ class Trainer:
         return choice
 
     # -- the loop -------------------------------------------------------------------------------
+    def _fit_stats(self, outputs, embeddings, labels) -> None:
+        """Add a micro-batch to the training accuracy (arg-max class) and the mean angle between
+        each embedding and its own class centre: a run that only fits its training identities
+        shows as a high accuracy and small angles next to a poor held-out score."""
+        with torch.no_grad():
+            weight = getattr(self.head, "weight", None)
+            if isinstance(self.head, CosineClassifier):
+                cos = outputs.gather(1, labels[:, None]).squeeze(1)
+            elif weight is not None and weight.shape[0] == outputs.shape[1]:  # the linear (softmax) head
+                cos = nn.functional.cosine_similarity(embeddings, weight[labels].to(embeddings.dtype), dim=1)
+            else:
+                return
+            stats = torch.stack([(outputs.argmax(1) == labels).float().sum(),
+                                 torch.rad2deg(torch.acos(cos.float().clamp(-1, 1))).sum(),
+                                 torch.tensor(float(len(labels)), device=labels.device)])
+            self.fit_stats = stats if self.fit_stats is None else self.fit_stats + stats
+
     def train_step(self, slices) -> torch.Tensor:
         """One optimiser step on this rank's micro-batches ``[(offset in the global batch,
         (images, labels)), ...]``; returns the mean loss (a tensor, not synchronised)."""
@@ -297,6 +319,7 @@ class Trainer:
                     value = self.head(embeddings, labels)
                 else:
                     value = loss_value(self.loss, outputs, labels, embeddings, *feature_map)
+                    self._fit_stats(outputs.detach(), embeddings.detach(), labels)
                 self.scaler.scale(value / len(slices)).backward()
             total += value.detach() / len(slices)
         distributed.average_gradients(self.loss.parameters(), self.world)  # outside DDP's reach
@@ -337,6 +360,7 @@ class Trainer:
             running += self.train_step(slices)
             self.step, since = self.step + 1, since + 1
             self.epoch, self.position = epoch, position + 1
+            bar.update(1)  # now, so that evaluation and checkpoints do not show as a slow step
             if self.step % t["log_every"] == 0 or self.step == self.total:
                 self._log_training(running.item() / since, epoch, since, time.perf_counter() - clock - paused, bar)
                 running, since, clock, paused = torch.zeros((), device=self.world.device), 0, time.perf_counter(), 0.0
@@ -356,7 +380,6 @@ class Trainer:
                     or self.step == self.total or stop:
                 self._save("last.pt", metrics)
             paused += time.perf_counter() - started
-            bar.update(1)
             if stop:
                 break
         bar.close()
