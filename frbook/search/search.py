@@ -146,7 +146,11 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
     history: list[dict] = []
     identity = {"settings": asdict(s), "space": space.settings()}
     if state_path is not None and Path(state_path).exists():
-        state = torch.load(state_path, weights_only=False, map_location=device)
+        try:  # plain data only: a crafted state file cannot run code (weights_only=True)
+            state = torch.load(state_path, weights_only=True, map_location=device)
+        except Exception as exc:
+            raise ValueError(f"{state_path}: not a readable search state ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete it to start over") from None
         if {k: state[k] for k in identity} != identity:
             raise ValueError(f"{state_path} holds the state of another search ({state['settings']}, "
                              f"{state['space']}); delete it, or save this search elsewhere")
