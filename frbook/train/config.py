@@ -294,7 +294,7 @@ def _check_finite(tree, where: str) -> None:
     """Every number in a parameter mapping (model.params, loss.params, loss.tml) is finite."""
     if isinstance(tree, dict):
         for key, value in tree.items():
-            _check_finite(value, f"{where}.{shorten(key, 40)}")
+            _check_finite(value, f"{where}.{clip(str(key), 40)}")
     elif isinstance(tree, (list, tuple)):
         for k, value in enumerate(tree):
             _check_finite(value, f"{where}[{k}]")
