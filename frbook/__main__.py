@@ -125,6 +125,11 @@ def _eval(args) -> int:
     from frbook.provenance import provenance, write_json_atomic
     from frbook.utils import pick_device
 
+    from pathlib import Path
+
+    for option, value in (("--json", args.json), ("--plot", args.plot)):
+        if value is not None and Path(value).is_dir():  # before the evaluation, not after it
+            raise IsADirectoryError(f"{option} {value} is a folder; give the name of the file to write")
     params = _model_params(args.model_param)
     if args.checkpoint is not None:
         if params:

@@ -88,7 +88,7 @@ class ImageFolderFaces(FileFaces):
             raise DataNotFoundError(f"{path}: no such folder (expected one folder per identity)")
         extensions = tuple(e.lower() for e in (extensions or IMG_EXTENSIONS))
         root = path.resolve()
-        names, files, labels, skipped = [], [], [], []
+        names, files, labels, skipped, empty = [], [], [], [], []
         for entry in sorted(os.scandir(path), key=lambda e: e.name):
             if not entry.is_dir():
                 continue
@@ -97,16 +97,20 @@ class ImageFolderFaces(FileFaces):
                 skipped.append(f"{entry.path} (a link to the folder itself or above it)")
                 continue
             found = _images_below(Path(entry.path), extensions, skipped)
-            if found:
-                labels += [len(names)] * len(found)
-                files += found
-                names.append(entry.name)
+            if not found:
+                empty.append(entry.name)
+            labels += [len(names)] * len(found)
+            files += found
+            names.append(entry.name)
         if skipped:
             warnings.warn(f"{path}: skipped {len(skipped)} entries: " + "; ".join(skipped[:5])
                           + (" ..." if len(skipped) > 5 else ""), stacklevel=2)
-        if not files:
-            raise DataNotFoundError(f"{path}: no images with extensions {', '.join(extensions)} in "
-                                    f"any identity folder (expected {path}/<identity>/<image>)")
+        if not names:
+            raise DataNotFoundError(f"{path}: no identity folders (expected {path}/<identity>/<image>)")
+        if empty:  # as torchvision's ImageFolder: labels are only meaningful when every folder counts
+            raise DataNotFoundError(f"{path}: no images with extensions {', '.join(extensions)} in the "
+                                    f"identity folders {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} "
+                                    f"(expected {path}/<identity>/<image>)")
         super().__init__(files, labels, names, channels, crop, size)
         self.root = path
 

@@ -231,7 +231,7 @@ def validate(raw: dict) -> dict:
             raise ConfigError(f"{shorten(key)} must be a mapping of keys, got {shorten(value)}")
         for sub, v in value.items():
             if sub not in SCHEMA[key]:
-                raise ConfigError(f"unknown key {key}.{shorten(sub, 60)}; {key} has: {', '.join(SCHEMA[key])}")
+                raise ConfigError(f"unknown key {key}.{clip(str(sub), 60)}; {key} has: {', '.join(SCHEMA[key])}")
             config[key][sub] = _check_type(f"{key}.{sub}", v, SCHEMA[key][sub][1])
     _check_values(config)
     return config
