@@ -71,8 +71,11 @@ def test_item1_a_real_search_state_still_resumes(tmp_path):
     state = tmp_path / "state.pt"
     run_tiny(epochs=2, state_path=state, stop_after=1)
     torch.load(state, weights_only=True)  # plain data only
+    stale = tmp_path / f".state.pt.{_dead_pid()}.tmp"  # item 5: a kill -9 during a save
+    stale.write_bytes(b"\0" * 100)
     resumed, _ = run_tiny(epochs=2, state_path=state)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert not stale.exists()
 
 
 # -- 2. verification .bin ------------------------------------------------------------------------
@@ -192,7 +195,7 @@ def test_item3_deep_yaml_and_long_values_give_short_errors(tmp_path):
         load_config(deep)
     assert len(str(error.value)) < SHORT
     long = tmp_path / "long.yaml"
-    long.write_text("optim: {lr: [" + ", ".join(["1"] * 20_000) + "]}\n")
+    long.write_text("optim: {lr: [" + ", ".join(["1"] * 5_000) + "]}\n")
     with pytest.raises(ConfigError, match=r"optim\.lr must be a float") as error:
         load_config(long)
     assert len(str(error.value)) < SHORT

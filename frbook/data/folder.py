@@ -7,7 +7,10 @@ identity::
 
 listed by torchvision's own ImageFolder rules (identities sorted by folder name, files sorted,
 extensions ``.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp``), so labels agree with
-``torchvision.datasets.ImageFolder`` on the same folder.
+``torchvision.datasets.ImageFolder`` on the same folder, except that the walk is safe on folders
+from elsewhere: linked folders below an identity are not followed, and what is not a regular file
+is skipped (see :class:`ImageFolderFaces`). Every image is read through :func:`read_image_file`,
+which never blocks on a FIFO and reads at most :data:`MAX_IMAGE_BYTES`.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 On top of the RecordIO container (:mod:`frbook.data.recordio`) InsightFace lays a training set
 out like this:
 
-* ``property``: one line ``num_classes,height,width``, e.g. ``85742,112,112``.
+* ``property``: one line ``num_classes,height,width``, e.g. ``85742,112,112``. (A ``.rec`` not
+  named ``train.rec`` has its own ``<stem>.property``, so two sets can share a folder.)
 * record 0: a header only. Its ``flag`` is 2 and its two labels ``(a, b)`` say where things are:
   the image records are keys ``1 .. a-1`` (so ``a - 1`` images) and the identity records are keys
   ``a .. b-1`` (so ``b - a`` identities). A set without this header (flag 0) is read as "every

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..safe_io import clip, shorten
+from ..safe_io import clip, shorten, temporary_name
 from .encoded import EncodedFaces, Pairs
 from .errors import CorruptFileError
 
@@ -181,10 +181,13 @@ def write_bin(path, images, issame, protocol: int = 4) -> Path:
     if len(images) != 2 * len(issame):
         raise ValueError(f"{len(images)} images for {len(issame)} pairs; need two per pair")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump((images, issame), f, protocol=protocol)
-    os.replace(tmp, path)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump((images, issame), f, protocol=protocol)
+        os.replace(tmp, path)
+    finally:  # a full disk or a folder at ``path`` leaves no temporary file behind
+        tmp.unlink(missing_ok=True)
     return path
 
 

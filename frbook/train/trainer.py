@@ -10,7 +10,8 @@ several processes (:mod:`.distributed`, :mod:`.batches`), a sharded classifier
 
 A run folder holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per
 logged step and per evaluation), ``last.pt``, ``best.pt`` (the checkpoint with the best
-``checkpoint.keep_best`` metric) and ``summary.json``.
+``checkpoint.keep_best`` metric) and ``summary.json``. A folder that holds a run is never half
+overwritten: a new run there is refused unless ``resume`` continues it or ``force`` removes it first.
 """
 from __future__ import annotations
 
