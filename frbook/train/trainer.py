@@ -74,11 +74,18 @@ def build_data(config: dict, device=None):
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "summary.json")
 
 
-def claim_run_folder(out: Path, resume, force: bool) -> None:
+def claim_run_folder(out: Path, resume, force: bool, main: bool = True) -> None:
     """Make ``out`` ready for a run: create it, remove temporary files that an interrupted save
-    left, and refuse to start a new run over an old one unless ``force`` (or ``resume``) says so."""
+    left, and refuse to start a new run over an old one unless ``force`` (or ``resume``) says so.
+    Only the ``main`` process changes the folder; the others only check."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the run")
+    if not main:
+        held = [name for name in RUN_FILES if (out / name).exists()]
+        if held and resume is None and not force:
+            raise ConfigError(f"{out} holds a run ({', '.join(held)}); continue it with --resume auto, "
+                              "replace it with --force, or train into another folder with --out")
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -155,8 +162,8 @@ def train(config: dict, out_dir=None, resume=None, progress: bool = True, stop_a
     """
     check_device(config)
     world = distributed.setup(config["train"]["device"])
-    if world.is_main:
-        claim_run_folder(Path(out_dir or REPO / "runs" / config["name"]), resume, force)
+    # every rank checks (so that all refuse together, none waiting for the others); rank 0 writes
+    claim_run_folder(Path(out_dir or REPO / "runs" / config["name"]), resume, force, world.is_main)
     try:
         return Trainer(config, out_dir, world, progress).run(resume, stop_at)
     finally:
