@@ -40,8 +40,15 @@ def _preview(args) -> int:
                        channels=args.channels, difficulty=args.difficulty, seed=args.seed)
     fig = image_grid(faces.images(), nrow=args.images)
     fig.suptitle(f"SynthFaces: {args.identities} identities (rows), difficulty {args.difficulty}, seed {args.seed}")
-    fig.savefig(args.out, dpi=args.dpi, bbox_inches="tight")
-    print(f"wrote {args.out}")
+    from pathlib import Path
+
+    out = Path(args.out)
+    if out.suffix == "":  # matplotlib would add ".png" itself: name the file it writes
+        out = out.with_name(out.name + ".png")
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder; give the name of the image to write")
+    fig.savefig(out, dpi=args.dpi, bbox_inches="tight")
+    print(f"wrote {out}")
     return 0
 
 
@@ -79,7 +86,7 @@ def _train(args) -> int:
         print(f"{args.config}: valid (data paths are checked when training starts)")
         return 0
     summary = train(config, out_dir=args.out, resume=args.resume, progress=not args.quiet,
-                    stop_at=args.stop_at)
+                    stop_at=args.stop_at, force=args.force)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report, not one per process
         best = summary["best"]
         print(f"step {summary['step']}/{summary['total_steps']}; run folder {summary['out_dir']}"
@@ -124,6 +131,11 @@ def _eval(args) -> int:
     from frbook.provenance import provenance, write_json_atomic
     from frbook.utils import pick_device
 
+    from pathlib import Path
+
+    for option, value in (("--json", args.json), ("--plot", args.plot)):
+        if value is not None and Path(value).is_dir():  # before the evaluation, not after it
+            raise IsADirectoryError(f"{option} {value} is a folder; give the name of the file to write")
     params = _model_params(args.model_param)
     if args.checkpoint is not None:
         if params:
@@ -321,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                    help="stop after STEP with a checkpoint, to --resume later (e.g. before a job's time limit)")
+    p.add_argument("--force", action="store_true",
+                   help="start afresh in a run folder that holds a run, removing its last.pt, best.pt, "
+                        "metrics.jsonl and summary.json (without it such a folder is refused)")
     p.add_argument("--check", action="store_true", help="validate the config, print it resolved, and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_train)
@@ -482,9 +497,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         # Bad arguments reach the library's own checks; show their message, not a traceback.
-        parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
+        # OSError: a full disk, a folder that cannot be written, a file where a folder should be.
+        parser.exit(2, f"{parser.prog} {args.command}: error: {_message(error)}\n")
+
+
+def _message(error: Exception) -> str:
+    """An error's text for the command line: an OSError raised by the system names its file."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ other, and ``python -m frbook eval --checkpoint run/best.pt`` works on it.
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from torch import nn
 
 from . import models
 from .provenance import provenance as _provenance
+from .safe_io import clip, temporary_name
 
 __all__ = ["FORMAT", "VERSION", "save", "read", "load", "write_atomic"]
 
@@ -97,13 +99,20 @@ def write_atomic(path: Path, record) -> None:
     The bytes go to a temporary file in the same folder (``os.replace`` is atomic only within one
     file system), are forced to disk before the rename, and the folder's entry after it.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_name(path)  # .NAME.PID.tmp: a later run removes it if a kill -9 leaves it
     try:
         with open(tmp, "wb") as f:
             torch.save(record, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a quota, a folder that became read-only
+        kept = f"the previous {path.name} is intact" if path.is_file() else f"no {path.name} was written"
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; {kept} and no temporary "
+                      "file is left (free some space and resume)") from None
+    except RuntimeError as exc:  # torch.save reports some write failures as RuntimeError
+        raise OSError(errno.EIO, f"cannot write {path}: {clip(exc, 200)}; the previous file, if any, "
+                      "is intact") from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -28,7 +28,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
 
 from . import protocol
 from .losses.tml import FusedModel

@@ -6,6 +6,7 @@ comes from a run"), so a reader can tell which code on which device produced a t
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from .safe_io import temporary_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,10 +72,18 @@ def provenance(device: str | torch.device = "cpu", command: str | None = None) -
 def write_json_atomic(path: str | Path, record: dict) -> Path:
     """Write ``record`` as JSON so that a crash never leaves a half-written file behind."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{path} is a folder; give the name of a .json file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(record, indent=1, sort_keys=False) + "\n"  # before opening: a bad record leaves nothing
+    tmp = temporary_name(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

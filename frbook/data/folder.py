@@ -7,8 +7,10 @@ identity::
 
 listed by torchvision's own ImageFolder rules (identities sorted by folder name, files sorted,
 extensions ``.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp``), so labels agree with
-``torchvision.datasets.ImageFolder`` on the same folder. Other files (notes, ``Thumbs.db``) are
-skipped.
+``torchvision.datasets.ImageFolder`` on the same folder, except that the walk is safe on folders
+from elsewhere: linked folders below an identity are not followed, and what is not a regular file
+is skipped (see :class:`ImageFolderFaces`). Every image is read through :func:`read_image_file`,
+which never blocks on a FIFO and reads at most :data:`MAX_IMAGE_BYTES`.
 
 Held-out people, the way verification is measured: ::
 
@@ -22,15 +24,18 @@ three agree on who is held out. ``subset`` keeps the files and the identities' n
 """
 from __future__ import annotations
 
+import os
+import stat
+import warnings
 from pathlib import Path
 
 import torch
 
 from ..defaults import DEFAULT_CHANNELS
 from .encoded import EncodedFaces
-from .errors import DataNotFoundError
+from .errors import CorruptFileError, DataNotFoundError
 
-__all__ = ["FileFaces", "ImageFolderFaces"]
+__all__ = ["FileFaces", "ImageFolderFaces", "read_image_file", "MAX_IMAGE_BYTES"]
 
 
 class FileFaces(EncodedFaces):
@@ -50,7 +55,7 @@ class FileFaces(EncodedFaces):
         return len(self.files)
 
     def raw(self, i: int) -> bytes:
-        return self.files[self._index(i)].read_bytes()
+        return read_image_file(self.files[self._index(i)])
 
     def where(self, i: int) -> str:
         return str(self.files[i])
@@ -81,20 +86,94 @@ class FileFaces(EncodedFaces):
 
 
 class ImageFolderFaces(FileFaces):
-    """Every image under ``path/<identity>/``; identities are the sorted folder names."""
+    """Every image under ``path/<identity>/``; identities are the sorted folder names.
+
+    The walk is torchvision's ImageFolder's, made safe for folders from elsewhere: symlinked
+    folders below an identity are not followed (a link to ``.`` would loop for ever, a link to a
+    parent would list every image again), an identity folder that is the root itself or holds it
+    is skipped, and entries that are not regular files (FIFOs, devices, sockets: reading one can
+    hang or never end) are skipped. Each skip is reported in one warning.
+    """
 
     def __init__(self, path, channels: int = DEFAULT_CHANNELS, crop=None, size=None, extensions=None):
         # Imported here: torchvision takes seconds to import, and only this reader needs it.
-        from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+        from torchvision.datasets.folder import IMG_EXTENSIONS
 
         path = Path(path).expanduser()
         if not path.is_dir():
             raise DataNotFoundError(f"{path}: no such folder (expected one folder per identity)")
-        try:
-            names, class_to_idx = find_classes(str(path))
-            samples = make_dataset(str(path), class_to_idx, extensions=tuple(extensions or IMG_EXTENSIONS))
-        except FileNotFoundError as exc:  # torchvision's "Couldn't find any class folder" etc.
-            raise DataNotFoundError(f"{path}: {exc} (expected {path}/<identity>/<image>)") from None
-        files, labels = zip(*samples)
+        extensions = tuple(e.lower() for e in (extensions or IMG_EXTENSIONS))
+        root = path.resolve()
+        names, files, labels, skipped, empty = [], [], [], [], []
+        for entry in sorted(os.scandir(path), key=lambda e: e.name):
+            if not entry.is_dir():
+                continue
+            real = Path(entry.path).resolve()
+            if real == root or real in root.parents:
+                skipped.append(f"{entry.path} (a link to the folder itself or above it)")
+                continue
+            found = _images_below(Path(entry.path), extensions, skipped)
+            if not found:
+                empty.append(entry.name)
+            labels += [len(names)] * len(found)
+            files += found
+            names.append(entry.name)
+        if skipped:
+            warnings.warn(f"{path}: skipped {len(skipped)} entries: " + "; ".join(skipped[:5])
+                          + (" ..." if len(skipped) > 5 else ""), stacklevel=2)
+        if not names:
+            raise DataNotFoundError(f"{path}: no identity folders (expected {path}/<identity>/<image>)")
+        if empty:  # as torchvision's ImageFolder: labels are only meaningful when every folder counts
+            raise DataNotFoundError(f"{path}: no images with extensions {', '.join(extensions)} in the "
+                                    f"identity folders {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} "
+                                    f"(expected {path}/<identity>/<image>)")
         super().__init__(files, labels, names, channels, crop, size)
         self.root = path
+
+
+def _images_below(folder: Path, extensions: tuple, skipped: list) -> list[Path]:
+    """The regular files under ``folder`` with an image extension, sorted as torchvision sorts
+    them; symlinked folders below ``folder`` are not followed (noted in ``skipped``)."""
+    found = []
+    for top, dirs, names in sorted(os.walk(folder, followlinks=False)):  # torchvision's order
+        for d in dirs:
+            if os.path.islink(os.path.join(top, d)):
+                skipped.append(f"{os.path.join(top, d)} (a linked folder, not followed)")
+        for name in sorted(names):
+            if not name.lower().endswith(extensions):
+                continue
+            full = os.path.join(top, name)
+            try:
+                regular = stat.S_ISREG(os.stat(full).st_mode)  # follows a file link: to what?
+            except OSError:
+                regular = False  # a dangling link
+            if regular:
+                found.append(Path(full))
+            else:
+                skipped.append(f"{full} (not a regular file)")
+    return found
+
+
+MAX_IMAGE_BYTES = 64 << 20  # a face image is kilobytes; 64 MiB is generous, /dev/zero is not
+
+
+def read_image_file(path: Path, limit: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of the image file ``path``, refusing (with :class:`CorruptFileError`) what is
+    not a regular file (opened without blocking, so a FIFO cannot hang the reader) or is larger
+    than ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise CorruptFileError(f"{path}: cannot open it ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CorruptFileError(f"{path}: not a regular file (a FIFO, device or socket); an image "
+                                   "must be a file")
+        if info.st_size > limit:
+            raise CorruptFileError(f"{path}: {info.st_size:,} bytes is larger than an image may be "
+                                   f"({limit:,})")
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise CorruptFileError(f"{path}: larger than an image may be ({limit:,} bytes)")
+    return data

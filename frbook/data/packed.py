@@ -3,7 +3,8 @@
 On top of the RecordIO container (:mod:`frbook.data.recordio`) InsightFace lays a training set
 out like this:
 
-* ``property``: one line ``num_classes,height,width``, e.g. ``85742,112,112``.
+* ``property``: one line ``num_classes,height,width``, e.g. ``85742,112,112``. (A ``.rec`` not
+  named ``train.rec`` has its own ``<stem>.property``, so two sets can share a folder.)
 * record 0: a header only. Its ``flag`` is 2 and its two labels ``(a, b)`` say where things are:
   the image records are keys ``1 .. a-1`` (so ``a - 1`` images) and the identity records are keys
   ``a .. b-1`` (so ``b - a`` identities). A set without this header (flag 0) is read as "every
@@ -19,34 +20,54 @@ The image bytes are stored as given, so packing and reading back is exact.
 """
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..defaults import DEFAULT_CHANNELS
+from ..safe_io import shorten, temporary_name
 from .encoded import ONE_SIZE, EncodedFaces
 from .errors import CorruptFileError
 from .folder import ImageFolderFaces
 from .images import decode, prepare, to_float
 from .recordio import IRHeader, RecordReader, RecordWriter, pack as pack_record, unpack
 
-__all__ = ["RecFaces", "pack", "pack_folder", "read_property"]
+__all__ = ["RecFaces", "pack", "pack_folder", "read_property", "property_path"]
 
 _HEADER_BYTES = 24 + 4 * 16  # enough for the header and up to 16 float labels
 
 
-def read_property(path) -> tuple[int, int, int]:
-    """``(num_classes, height, width)`` from a ``property`` file."""
+MAX_CLASSES = 100_000_000  # WebFace260M has 4 million identities
+MAX_SIDE = 4096
+
+
+def read_property(path, max_classes: int = MAX_CLASSES) -> tuple[int, int, int]:
+    """``(num_classes, height, width)`` from a ``property`` file, checked: 1 <= num_classes <=
+    ``max_classes`` (a set cannot have more classes than images), 1 <= height, width <= 4096."""
     path = Path(path)
-    text = path.read_text().strip()
+    data = path.read_bytes()[:1000]
     try:
+        text = data.decode("ascii").strip()
         num_classes, height, width = (int(v) for v in text.split(","))
-    except ValueError:
-        raise CorruptFileError(f"{path}: expected 'num_classes,height,width', got {text[:50]!r}") from None
-    if num_classes < 1:
-        raise CorruptFileError(f"{path}: num_classes must be positive, got {num_classes}")
+    except ValueError:  # UnicodeDecodeError included
+        raise CorruptFileError(f"{path}: expected 'num_classes,height,width', got {shorten(data[:50])}") from None
+    if not 1 <= num_classes <= max_classes:
+        raise CorruptFileError(f"{path}: num_classes {num_classes} is not in 1..{max_classes} (the set has "
+                               f"at most {max_classes} images to label)")
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise CorruptFileError(f"{path}: image size {height}x{width} is not in 1..{MAX_SIDE}")
     return num_classes, height, width
+
+
+def property_path(rec: Path) -> Path:
+    """The ``property`` file of ``rec``: ``<stem>.property`` beside it when present (so that two
+    sets can share a folder), else InsightFace's ``property``. :func:`pack` writes ``property``
+    for ``train.rec`` (InsightFace's layout) and ``<stem>.property`` for any other name."""
+    own = rec.with_suffix(".property")
+    return own if own.is_file() or rec.stem != "train" else rec.parent / "property"
 
 
 def _paths(path) -> tuple[Path, Path, Path]:
@@ -55,7 +76,9 @@ def _paths(path) -> tuple[Path, Path, Path]:
     rec = path / "train.rec" if path.is_dir() else path
     if rec.suffix != ".rec":
         raise ValueError(f"{path}: give a folder holding train.rec, or a .rec file")
-    return rec, rec.with_suffix(".idx"), rec.parent / "property"
+    if rec.is_dir():
+        raise ValueError(f"{rec} is a folder; give a folder holding train.rec, or a .rec file")
+    return rec, rec.with_suffix(".idx"), property_path(rec)
 
 
 class RecFaces(EncodedFaces):
@@ -76,16 +99,21 @@ class RecFaces(EncodedFaces):
         super().__init__(channels, crop, size)
         self.rec_path, self.idx_path, self.property_path = _paths(path)
         self.reader = RecordReader(self.rec_path, self.idx_path)
-        self.property = read_property(self.property_path) if self.property_path.is_file() else None
+        records = len(self.reader.index)
+        self.property = read_property(self.property_path, max(records, 1)) if self.property_path.is_file() else None
         self.identity_keys = range(0)
         keys = self.reader.keys
         if 0 in self.reader.index:
-            header, _ = unpack(self.reader.read(0), f"{self.rec_path}: record 0")
+            header, _ = unpack(self.reader.read(0, limit=_HEADER_BYTES), f"{self.rec_path}: record 0")
             if header.flag > 0:
-                if header.flag < 2 or not 1 <= header.label[0] <= header.label[1]:
+                # Bounded before any range is built: the keys run 0..records-1 in a packed set.
+                first, end = header.label[:2] if header.flag >= 2 else (math.nan, math.nan)
+                if not (math.isfinite(first) and math.isfinite(end) and first == int(first)
+                        and end == int(end) and 1 <= first <= end <= records):
                     raise CorruptFileError(f"{self.rec_path}: record 0 is a header with labels "
-                                           f"{header.label}; expected (first identity key, end)")
-                end_images, end_ids = int(header.label[0]), int(header.label[1])
+                                           f"{shorten(header.label)}; expected (first identity key, end) "
+                                           f"with 1 <= first <= end <= {records} (the records in {self.idx_path.name})")
+                end_images, end_ids = int(first), int(end)
                 keys = list(range(1, end_images))
                 self.identity_keys = range(end_images, end_ids)
                 missing = [k for k in keys if k not in self.reader.index]
@@ -106,7 +134,17 @@ class RecFaces(EncodedFaces):
     def record(self, i) -> tuple[IRHeader, bytes]:
         """Item ``i``'s header and stored image bytes, exactly as packed."""
         i = self._index(i)
-        return unpack(self.reader.read(int(self.keys[i])), self.where(i))
+        key = int(self.keys[i])
+        header, body = unpack(self.reader.read(key), self.where(i))
+        self._check_id(header, i, key)
+        return header, body
+
+    def _check_id(self, header: IRHeader, i: int, key: int) -> None:
+        """The header's id is its key (writers that leave it 0 excepted): an .idx that points at
+        another record, or holds a key twice, would otherwise read the wrong image silently."""
+        if header.id not in (0, key):
+            raise CorruptFileError(f"{self.where(i)}: the record's header says it is record {header.id}; "
+                                   f"the .idx points key {key} at another record")
 
     def raw(self, i: int) -> bytes:
         return self.record(i)[1]
@@ -114,13 +152,15 @@ class RecFaces(EncodedFaces):
     def label(self, i) -> int:
         """Item ``i``'s class, read from its header alone (the image is not read)."""
         i = self._index(i)
-        header, _ = unpack(self.reader.read(int(self.keys[i]), limit=_HEADER_BYTES), self.where(i))
+        key = int(self.keys[i])
+        header, _ = unpack(self.reader.read(key, limit=_HEADER_BYTES), self.where(i))
+        self._check_id(header, i, key)
         return self._checked_label(header, i)
 
     def _checked_label(self, header: IRHeader, i: int) -> int:
         value = header.label[0] if header.flag > 0 else header.label
         limit = self.property[0] if self.property else None
-        if value != int(value) or value < 0 or (limit is not None and value >= limit):
+        if not math.isfinite(value) or value != int(value) or value < 0 or (limit is not None and value >= limit):
             bound = f"0..{limit - 1} (num_classes {limit} in {self.property_path})" if limit else ">= 0"
             raise CorruptFileError(f"{self.where(i)}: label {value} is not a class id in {bound}")
         return int(value)
@@ -164,6 +204,8 @@ def pack(dataset: EncodedFaces, out_rec, check: bool = True, progress: bool = Fa
     out_rec = Path(out_rec)
     if out_rec.suffix != ".rec":
         raise ValueError(f"{out_rec}: the output must end in .rec")
+    if out_rec.is_dir():
+        raise IsADirectoryError(f"{out_rec} is a folder; give the .rec file to write, e.g. {out_rec / 'train.rec'}")
     out_rec.parent.mkdir(parents=True, exist_ok=True)
     labels = dataset.labels
     n, num_classes = len(dataset), int(dataset.num_classes)
@@ -176,7 +218,10 @@ def pack(dataset: EncodedFaces, out_rec, check: bool = True, progress: bool = Fa
         raise ValueError(f"{n} images + {num_classes} identities exceed the 2**24 keys that the "
                          "float32 labels of InsightFace's header records can address exactly")
     order = torch.argsort(labels, stable=True).tolist()
-    idx_path, property_path = out_rec.with_suffix(".idx"), out_rec.parent / "property"
+    # InsightFace's 'property' for train.rec; <stem>.property for another name, so that packing
+    # two sets into one folder does not overwrite the first one's.
+    idx_path = out_rec.with_suffix(".idx")
+    prop = out_rec.parent / "property" if out_rec.stem == "train" else out_rec.with_suffix(".property")
     first_identity_key = n + 1
     sizes = set()
     with RecordWriter(out_rec, idx_path) as writer:
@@ -198,8 +243,13 @@ def pack(dataset: EncodedFaces, out_rec, check: bool = True, progress: bool = Fa
             writer.write(first_identity_key + c,
                          pack_record(IRHeader(2, (float(ends[c]), float(ends[c + 1])), first_identity_key + c, 0)))
     height, width = sizes.pop()
-    property_path.write_text(f"{num_classes},{height},{width}\n")
-    return {"rec": out_rec, "idx": idx_path, "property": property_path, "num_images": n,
+    tmp = temporary_name(prop)
+    try:
+        tmp.write_text(f"{num_classes},{height},{width}\n")
+        os.replace(tmp, prop)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"rec": out_rec, "idx": idx_path, "property": prop, "num_images": n,
             "num_classes": num_classes, "height": height, "width": width}
 
 

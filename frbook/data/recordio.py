@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..safe_io import shorten
 from .errors import CorruptFileError
 
 __all__ = ["MAGIC", "IRHeader", "pack", "unpack", "frame", "read_index", "RecordReader",
@@ -104,21 +105,42 @@ def frame(payload: bytes) -> bytes:
     return b"".join(parts)
 
 
+_MAX_KEY = 2**63 - 1  # keys are stored as int64
+
+
 def read_index(idx_path) -> dict[int, int]:
-    """The ``.idx`` file as ``{key: byte offset}``, in file order."""
+    """The ``.idx`` file as ``{key: byte offset}``, in file order, checked line by line: UTF-8
+    text, ``key<TAB>offset`` with both in ``0..2**63-1``, no key twice. Every failure names the
+    file and the line. (An offset past the end of the ``.rec`` is reported when that record is
+    read, naming it, so that the records before a truncation stay readable.)"""
     idx_path = Path(idx_path)
-    index = {}
-    for n, line in enumerate(idx_path.read_text().splitlines(), start=1):
+    data = idx_path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CorruptFileError(f"{idx_path}:{line}: not UTF-8 text (byte {exc.start}); an .idx is "
+                               "lines of 'key<TAB>offset'") from None
+    index: dict[int, int] = {}
+    lines: dict[int, int] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
         try:
+            if len(fields) != 2 or max(len(f.strip()) for f in fields) > 20:  # 2**64 has 20 digits
+                raise ValueError
             key, offset = int(fields[0]), int(fields[1])
-        except (IndexError, ValueError):
-            raise CorruptFileError(f"{idx_path}:{n}: expected 'key<TAB>offset', got {line!r}") from None
-        if offset < 0:
-            raise CorruptFileError(f"{idx_path}:{n}: negative offset {offset}")
-        index[key] = offset
+        except ValueError:
+            raise CorruptFileError(f"{idx_path}:{n}: expected 'key<TAB>offset', got {shorten(line)}") from None
+        if not 0 <= key <= _MAX_KEY:
+            raise CorruptFileError(f"{idx_path}:{n}: key {key} is not in 0..2**63-1")
+        if not 0 <= offset <= _MAX_KEY:
+            raise CorruptFileError(f"{idx_path}:{n}: offset {offset} of key {key} is not in 0..2**63-1")
+        if key in index:
+            raise CorruptFileError(f"{idx_path}:{n}: key {key} appears twice (first on line "
+                                   f"{lines[key]}); the index is corrupt")
+        index[key], lines[key] = offset, n
     return index
 
 
@@ -134,8 +156,8 @@ class RecordReader:
         for p in (self.rec_path, self.idx_path):
             if not p.is_file():
                 raise FileNotFoundError(f"{p}: no such file")
-        self.index = read_index(self.idx_path)
         self.size = self.rec_path.stat().st_size
+        self.index = read_index(self.idx_path)
         self._file, self._pid = None, None
 
     @property
@@ -231,12 +253,13 @@ class RecordWriter:
         return offset
 
     def close(self, keep: bool = True) -> None:
-        self._rec.close()
-        self._idx.close()
-        if keep:
-            os.replace(self._rec_tmp, self.rec_path)
-            os.replace(self._idx_tmp, self.idx_path)
-        else:
+        try:
+            self._rec.close()
+            self._idx.close()
+            if keep:
+                os.replace(self._rec_tmp, self.rec_path)
+                os.replace(self._idx_tmp, self.idx_path)
+        finally:  # nothing half-written is left behind, whatever failed
             self._rec_tmp.unlink(missing_ok=True)
             self._idx_tmp.unlink(missing_ok=True)
 

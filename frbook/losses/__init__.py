@@ -63,9 +63,13 @@ def get(name: str, **params) -> CosineLoss:
     An unknown name, or a parameter the loss does not take, raises an error that lists what
     is accepted.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"a loss name is a string, got {type(name).__name__} {str(name)[:40]}; "
+                         f"known losses: {', '.join(available())}")
     key = name.lower().replace("-", "_")
     if key not in _REGISTRY:
-        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(available())}")
+        shown = repr(name) if len(name) <= 60 else repr(name[:57] + "...")
+        raise ValueError(f"unknown loss {shown}; known losses: {', '.join(available())}")
     cls = _REGISTRY[key]
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(params) - set(accepted))

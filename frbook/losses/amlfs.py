@@ -35,7 +35,9 @@ def piecewise_linear(x: torch.Tensor, slopes: torch.Tensor, intercepts: torch.Te
     (one map per candidate when several are evaluated at once).
     """
     pieces = slopes.shape[-1]
-    index = ((x.detach() - lo) / (hi - lo) * pieces).floor().clamp(0, pieces - 1).long()
+    # nan_to_num: a NaN x (a diverged candidate of a search) takes piece 0 and gives NaN, as
+    # every other loss does, rather than an index out of range.
+    index = ((x.detach() - lo) / (hi - lo) * pieces).nan_to_num(0.0).floor().clamp(0, pieces - 1).long()
     return slopes.gather(-1, index) * x + intercepts.gather(-1, index)
 
 
@@ -97,6 +99,9 @@ class AMLFS(CosineLoss):
 
     def forward(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_inputs(cos, labels)
+        if not torch.isfinite(cos).all():
+            raise ValueError("AM-LFS got non-finite cosines (NaN or inf): the network diverged or its "
+                             "input holds NaN; lower the learning rate")
         return amlfs_losses(cos, labels, self.s, self.slopes.to(cos.dtype), self.intercepts.to(cos.dtype), self.space)
 
     def logits(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,12 @@ def check_inputs(cos: torch.Tensor, labels: torch.Tensor) -> None:
     """Fail early, with a message that says what is wrong, on mismatched shapes or labels."""
     if cos.dim() != 2:
         raise ValueError(f"expected classifier output of shape (batch, classes), got {tuple(cos.shape)}")
+    if cos.shape[0] == 0:  # cross-entropy's mean over no samples is NaN, silently
+        raise ValueError("empty batch: a loss needs at least one sample (got classifier output of shape "
+                         f"{tuple(cos.shape)})")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class ids (torch.int64), got {labels.dtype}; "
+                         "convert them with labels.long()")
     if labels.dim() != 1 or labels.shape[0] != cos.shape[0]:
         raise ValueError(
             f"labels must have shape ({cos.shape[0]},) to match the batch, got {tuple(labels.shape)}"

@@ -33,6 +33,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..checkpoint import write_atomic
+from ..safe_io import remove_stale_temporaries
 from ..train.distributed import gather_objects, setup
 from ..train.loop import draw_batches
 from ..train.schedules import LRMultiplier
@@ -149,8 +150,14 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
     sampler = torch.Generator().manual_seed(s.seed)  # the same seed everywhere: every rank draws the same samples
     history: list[dict] = []
     identity = {"settings": asdict(s), "space": space.settings()}
+    if state_path is not None:  # temporary files of a save cut short by kill -9
+        remove_stale_temporaries(Path(state_path).parent)
     if state_path is not None and Path(state_path).exists():
-        state = torch.load(state_path, weights_only=False, map_location=device)
+        try:  # plain data only: a crafted state file cannot run code (weights_only=True)
+            state = torch.load(state_path, weights_only=True, map_location=device)
+        except Exception as exc:
+            raise ValueError(f"{state_path}: not a readable search state ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete it to start over") from None
         if {k: state[k] for k in identity} != identity:
             raise ValueError(f"{state_path} holds the state of another search ({state['settings']}, "
                              f"{state['space']}); delete it, or save this search elsewhere")

@@ -14,6 +14,7 @@ Every error is a :class:`ConfigError` naming the key and the fix.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import torch
@@ -21,9 +22,11 @@ import yaml
 
 from .. import losses, models
 from ..defaults import DEFAULT_CHANNELS, DEFAULT_SIZE
+from ..safe_io import clip, read_yaml, safe_name, shorten
 
 __all__ = ["SCHEMA", "ConfigError", "defaults", "load_config", "validate", "parse_override",
-           "apply_override", "check_data_paths", "describe", "loss_params", "model_params", "make_loss", "entry_config"]
+           "apply_override", "check_data_paths", "check_device", "describe", "loss_params", "model_params",
+           "make_loss", "entry_config"]
 
 
 class ConfigError(ValueError):
@@ -176,10 +179,10 @@ def parse_override(text: str) -> tuple[list[str], object]:
     """``"optim.lr=0.05"`` -> ``(["optim", "lr"], 0.05)``; the value is read as YAML."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set wants KEY=VALUE such as optim.lr=0.05, got {text!r}")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+        raise ConfigError(f"--set wants KEY=VALUE such as optim.lr=0.05, got {shorten(text)}")
+    try:  # aliases and deep nesting refused here too (safe_io.read_yaml): then it is a string
+        parsed = read_yaml(value, where="--set") if value.strip() else None
+    except ValueError:
         parsed = value
     return key.strip().split("."), parsed
 
@@ -192,7 +195,7 @@ def apply_override(raw: dict, path: list[str], value) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {'.'.join(path)}: {part!r} is not a section")
+            raise ConfigError(f"--set {'.'.join(path)}: {shorten(part)} is not a section")
         node = child
     node[path[-1]] = value
 
@@ -206,10 +209,7 @@ def load_config(path=None, overrides=(), raw: dict | None = None) -> dict:
             path = Path(path)
             if not path.is_file():
                 raise ConfigError(f"no config at {path}; the shipped ones are configs/train_*.yaml")
-            try:
-                raw = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            raw = read_yaml(path, error=ConfigError) or {}  # no aliases, bounded (safe_io)
     raw = copy.deepcopy(raw)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path or 'config'}: expected a mapping of sections, got {type(raw).__name__}")
@@ -229,7 +229,7 @@ def _check_type(where: str, value, kind):
         kind = kind.removesuffix("|null")
     if isinstance(kind, tuple):
         if value not in kind or isinstance(value, bool) != any(isinstance(k, bool) for k in kind):
-            raise ConfigError(f"{where} must be one of {', '.join(map(repr, kind))}; got {value!r}")
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, kind))}; got {shorten(value)}")
         return value
     ok = {
         "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -251,8 +251,12 @@ def _check_type(where: str, value, kind):
             pass
     if not ok(value):
         raise ConfigError(f"{where} must be {'an' if kind == 'int' else 'a'} {kind}"
-                          f"{' (or null)' if value is None else ''}; got {value!r} ({type(value).__name__})")
+                          f"{' (or null)' if value is None else ''}; got {shorten(value)} ({type(value).__name__})")
+    if kind == "float" and not math.isfinite(value):  # nan, .inf, 1e999
+        raise ConfigError(f"{where} must be a finite number; got {shorten(value)}")
     if kind == "list[float]":
+        if not all(math.isfinite(x) for x in value):
+            raise ConfigError(f"{where} must hold finite numbers; got {shorten(value)}")
         return [float(x) for x in value]
     return float(value) if kind == "float" else value
 
@@ -263,14 +267,16 @@ def validate(raw: dict) -> dict:
     for key, value in raw.items():
         if key in TOP_LEVEL:
             config[key] = _check_type(key, value, TOP_LEVEL[key][1])
+            if key == "name" and value is not None:  # it names the run folder
+                safe_name(value, "name", ConfigError)
             continue
         if key not in SCHEMA:
-            raise ConfigError(f"unknown section {key!r}; known: {', '.join([*TOP_LEVEL, *SCHEMA])}")
+            raise ConfigError(f"unknown section {shorten(key)}; known: {', '.join([*TOP_LEVEL, *SCHEMA])}")
         if not isinstance(value, dict):
-            raise ConfigError(f"{key!r} must be a mapping of keys, got {value!r}")
+            raise ConfigError(f"{shorten(key)} must be a mapping of keys, got {shorten(value)}")
         for sub, v in value.items():
             if sub not in SCHEMA[key]:
-                raise ConfigError(f"unknown key {key}.{sub}; {key} has: {', '.join(SCHEMA[key])}")
+                raise ConfigError(f"unknown key {key}.{clip(str(sub), 60)}; {key} has: {', '.join(SCHEMA[key])}")
             config[key][sub] = _check_type(f"{key}.{sub}", v, SCHEMA[key][sub][1])
     _check_values(config)
     for label, entry in config["compare"]["losses"].items():
@@ -297,9 +303,7 @@ def entry_config(config: dict, label: str, seed: int | None = None, fold: int | 
         raise ConfigError(f"compare.losses has no entry {label!r}; it has: {', '.join(entries) or 'none'}")
     entry = entries[label]
     where = f"compare.losses.{label}"
-    if not isinstance(label, str) or not label or "/" in label or "\\" in label or label.startswith("."):
-        raise ConfigError(f"{where}: a label names result files; use letters, digits, '_', '-', '=' and '.' "
-                          f"(not starting with '.'), no '/'")
+    safe_name(label, where=f"{where} (a label names result files)", error=ConfigError)
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a mapping of the sections it changes, e.g. "
                           f"{{loss: {{name: arcface, params: {{s: 30, m: 0.5}}}}}}; got {entry!r}")
@@ -324,7 +328,7 @@ def _positive(config, *keys, allow_zero=False):
         section, name = key.split(".")
         value = config[section][name]
         if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-            raise ConfigError(f"{key} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+            raise ConfigError(f"{key} must be {'>= 0' if allow_zero else '> 0'}; got {shorten(value)}")
 
 
 def loss_params(config: dict) -> dict:
@@ -341,8 +345,89 @@ def model_params(config: dict) -> dict:
     return {"in_channels": data["channels"], "input_size": data["size"], **config["model"]["params"]}
 
 
+# The one table of sane ranges: (low, high, low included?, high included?). A value outside is
+# a typo or an attack (1e12 identities, a 1e5-pixel image, NaN momentum), caught here before
+# anything is built or allocated, with the key and the range in the message.
+_BIG = 10**9
+RANGES = {
+    "data.size": (1, 4096), "data.crop": (1, 4096), "data.identities": (1, 10_000_000),
+    "data.val_identities": (1, 10_000_000), "data.images_per_identity": (1, 100_000),
+    "data.workers": (0, 1024), "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),
+    "train.steps": (1, _BIG), "train.epochs": (1, 10**6), "train.batch_size": (1, 10**6),
+    "train.accumulate": (1, 10**4), "train.log_every": (1, _BIG), "eval.batch_size": (1, 10**6),
+    "eval.every": (0, _BIG), "checkpoint.every": (0, _BIG),
+    "optim.lr": (0, 100, False, True), "optim.momentum": (0, 1, True, False),
+    "optim.weight_decay": (0, 1), "optim.clip_grad_norm": (0, 1e6),
+    "schedule.warmup_steps": (0, _BIG), "schedule.gamma": (0, 10, False, True),
+    "schedule.power": (0, 100, False, True), "head.sub_centers": (1, 100),
+}
+MODEL_RANGES = {"embedding_dim": (1, 65536), "input_size": (1, 4096), "in_channels": (1, 64)}
+MAX_PARAMETERS = 2 * 10**9  # a backbone beyond this is a typo (iresnet200 has 65 million)
+MAX_SYNTH_ELEMENTS = 2**33  # SynthFaces pixels held in memory (32 GiB of float32)
+
+
+def _in_range(key: str, value, low, high, low_in=True, high_in=True) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
+    if not ok:
+        interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+        raise ConfigError(f"{key} must be a number in {interval}; got {shorten(value)}")
+
+
+def _check_finite(tree, where: str) -> None:
+    """Every number in a parameter mapping (model.params, loss.params, loss.tml) is finite."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            _check_finite(value, f"{where}.{clip(str(key), 40)}")
+    elif isinstance(tree, (list, tuple)):
+        for k, value in enumerate(tree):
+            _check_finite(value, f"{where}[{k}]")
+    elif isinstance(tree, float) and not math.isfinite(tree):
+        raise ConfigError(f"{where} must be a finite number; got {tree}")
+
+
+def _check_ranges(config: dict) -> None:
+    for key, limits in RANGES.items():
+        section, name = key.split(".")
+        _in_range(key, config[section][name], *limits)
+    for name, limits in MODEL_RANGES.items():
+        if name in config["model"]["params"]:
+            _in_range(f"model.params.{name}", config["model"]["params"][name], *limits)
+    for where in ("model.params", "loss.params", "loss.tml"):
+        section, name = where.split(".")
+        _check_finite(config[section][name], where)
+    d = config["data"]
+    if d["kind"] == "synth":
+        elements = (d["identities"] + d["val_identities"]) * d["images_per_identity"] * d["channels"] * d["size"] ** 2
+        if elements > MAX_SYNTH_ELEMENTS:
+            raise ConfigError(f"data: SynthFaces of (identities + val_identities) x images_per_identity x "
+                              f"channels x size^2 = {elements:.3g} pixels exceeds {MAX_SYNTH_ELEMENTS:.3g}; "
+                              "lower data.identities, data.images_per_identity or data.size")
+
+
+def check_device(config: dict) -> None:
+    """Fail, naming ``train.device``, when the device is not on this machine (checked when
+    training starts, like the data paths, so a GPU config still validates on a laptop)."""
+    name = config["train"]["device"]
+    if name is None:
+        return
+    device = torch.device(name)
+    if device.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError(f"train.device {shorten(name)}: this machine has no CUDA device; "
+                          "use --set train.device=cpu")
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ConfigError(f"train.device {shorten(name)}: this machine has {count} CUDA device(s), "
+                          f"cuda:0..cuda:{count - 1}")
+
+
 def _check_values(config: dict) -> None:
     t, d, h = config["train"], config["data"], config["head"]
+    _check_ranges(config)
     _positive(config, "data.size", "data.identities", "data.val_identities", "data.images_per_identity",
               "train.batch_size", "train.accumulate", "train.log_every", "eval.batch_size", "optim.lr")
     _positive(config, "data.workers", "optim.momentum", "optim.weight_decay", "optim.clip_grad_norm",
@@ -350,7 +435,7 @@ def _check_values(config: dict) -> None:
               allow_zero=True)
     if (t["steps"] is None) == (t["epochs"] is None):
         raise ConfigError("give exactly one of train.steps and train.epochs (set the other to null), "
-                          f"got steps={t['steps']!r}, epochs={t['epochs']!r}")
+                          f"got steps={shorten(t['steps'])}, epochs={shorten(t['epochs'])}")
     _positive(config, "train.steps", "train.epochs")
     if t["steps"] is not None and config["schedule"]["warmup_steps"] >= t["steps"] > 0 \
             and config["schedule"]["warmup_steps"]:
@@ -384,15 +469,17 @@ def _check_values(config: dict) -> None:
                           "set it to false")
     if t["device"] is not None:
         try:
-            torch.device(t["device"])
+            device = torch.device(t["device"])
         except RuntimeError:
-            raise ConfigError(f"train.device {t['device']!r} is not a device; use cpu, cuda or cuda:N") from None
+            raise ConfigError(f"train.device {shorten(t['device'])} is not a device; use cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and torch.cuda.is_available():
+            check_device(config)
     metric = config["checkpoint"]["keep_best"]
     if metric not in ("auto", "none") and "/" not in metric:
         raise ConfigError(f"checkpoint.keep_best must be 'auto', 'none' or TARGET/METRIC such as "
-                          f"'lfw/accuracy'; got {metric!r}")
+                          f"'lfw/accuracy'; got {shorten(metric)}")
     if not config["eval"]["targets"] and metric not in ("auto", "none"):
-        raise ConfigError(f"checkpoint.keep_best {metric!r} needs an evaluation; add eval.targets")
+        raise ConfigError(f"checkpoint.keep_best {shorten(metric)} needs an evaluation; add eval.targets")
     held_out = d["test_identities"]
     if held_out is not None and (held_out < 0 or (held_out >= 1 and held_out != int(held_out))):
         raise ConfigError(f"data.test_identities must be a fraction in (0, 1), a whole count, or 0; "
@@ -451,22 +538,26 @@ def _build_loss_and_model(config: dict) -> None:
         try:
             loss = losses.get(label, **params)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"loss.params{'.' + label if per_loss else ''}: {exc}") from None
+            raise ConfigError(f"loss.params{'.' + label if per_loss else ''}: {clip(exc, 400)}") from None
         if label == name and config["head"]["partial_fc"]:
             from .partial_fc import check_loss
             try:
                 check_loss(loss)
             except ValueError as exc:
-                raise ConfigError(f"head.partial_fc with loss.name {name!r}: {exc}") from None
+                raise ConfigError(f"head.partial_fc with loss.name {shorten(name)}: {clip(exc, 400)}") from None
     try:  # an unknown name fails here, with the list of known ones
         losses.get(name, **loss_params(config))
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"loss.name {name!r} with loss.params: {exc}") from None
+        raise ConfigError(f"loss.name {shorten(name)} with loss.params: {clip(exc, 400)}") from None
     try:
         with torch.device("meta"):  # no memory, no time: only the constructor's checks
             backbone = models.get(config["model"]["name"], **model_params(config))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"model: {exc}") from None
+    except (ValueError, TypeError, OverflowError, RuntimeError) as exc:
+        raise ConfigError(f"model: {clip(exc, 400)}") from None
+    size = sum(p.numel() for p in backbone.parameters())
+    if size > MAX_PARAMETERS:
+        raise ConfigError(f"model {shorten(config['model']['name'])} with {shorten(config['model']['params'], 200)} "
+                          f"would hold {size:.3g} parameters (more than {MAX_PARAMETERS:.0e}); check model.params")
     if config["loss"]["tml"] and config["loss"]["aux"] != "tml":
         raise ConfigError("loss.tml sets transformer-metric loss parameters but loss.aux is "
                           f"{config['loss']['aux']!r}; add --set loss.aux=tml (or drop loss.tml)")
@@ -481,7 +572,7 @@ def _build_loss_and_model(config: dict) -> None:
             with torch.device("meta"):
                 make_loss(config, backbone, num_classes=2)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"loss.tml: {exc}") from None
+            raise ConfigError(f"loss.tml: {clip(exc, 400)}") from None
 
 
 def make_loss(config: dict, backbone, num_classes: int):
@@ -496,11 +587,11 @@ def check_data_paths(config: dict) -> None:
     """Fail, naming ``data.path`` or ``eval.targets``, when the data is not there."""
     d = config["data"]
     if d["path"] is not None and not Path(d["path"]).expanduser().exists():
-        raise ConfigError(f"data.path {d['path']!r} does not exist; point it at the data with "
+        raise ConfigError(f"data.path {shorten(d['path'])} does not exist; point it at the data with "
                           f"--set data.path=/where/it/is")
     for target in config["eval"]["targets"]:
         if target not in ("synth", "val", "lfw", "heldout") and not Path(target).expanduser().exists():
-            raise ConfigError(f"eval.targets: {target!r} does not exist; give 'synth', 'val', 'lfw', 'heldout' or "
+            raise ConfigError(f"eval.targets: {shorten(target)} does not exist; give 'synth', 'val', 'lfw', 'heldout' or "
                               "the path of a verification .bin (e.g. --set eval.targets=[lfw])")
 
 

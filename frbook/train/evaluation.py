@@ -24,7 +24,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..data.decoded import PairFaces
 from ..eval import embed, evaluate, verify

@@ -10,14 +10,18 @@ several processes (:mod:`.distributed`, :mod:`.batches`), a sharded classifier
 
 A run folder holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON object per
 logged step and per evaluation), ``last.pt``, ``best.pt`` (the checkpoint with the best
-``checkpoint.keep_best`` metric) and ``summary.json``.
+``checkpoint.keep_best`` metric) and ``summary.json``. A folder that holds a run is never half
+overwritten: a new run there is refused unless ``resume`` continues it or ``force`` removes it first.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
 import re
+import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -27,14 +31,15 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from .. import losses, models
+from .. import models
 from ..heads import CosineClassifier, make_head
 from ..provenance import REPO, provenance, write_json_atomic
+from ..safe_io import read_jsonl, remove_stale_temporaries
 from ..utils import seed_everything
 from . import distributed
 from .batches import BatchPlan, Prefetcher, flip_mask
 from .checkpointing import capture_rng, preserved_rng, read_run, restore_rng, save_run
-from .config import ConfigError, check_data_paths, compatible, make_loss, model_params
+from .config import ConfigError, check_data_paths, check_device, compatible, make_loss, model_params
 from .data import build_data
 from .evaluation import make_evaluators, target_names
 from .parts import loss_value, make_optimizer, parameter_groups
@@ -44,6 +49,47 @@ from .schedules import make_scheduler
 __all__ = ["Trainer", "train"]
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# What a run leaves in its folder; a fresh run into a folder holding any of them would mix runs.
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "summary.json")
+
+
+def claim_run_folder(out: Path, resume, force: bool, main: bool = True) -> None:
+    """Make ``out`` ready for a run: create it, remove temporary files that an interrupted save
+    left, and refuse to start a new run over an old one unless ``force`` (or ``resume``) says so.
+    Only the ``main`` process changes the folder; the others only check."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run")
+    if not main:
+        held = [name for name in RUN_FILES if (out / name).exists()]
+        if held and resume is None and not force:
+            raise ConfigError(f"{out} holds a run ({', '.join(held)}); continue it with --resume auto, "
+                              "replace it with --force, or train into another folder with --out")
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the run folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: the folder is not writable; choose another with --out")
+    for stale in remove_stale_temporaries(out):
+        print(f"removed {stale}, left by an interrupted save", file=sys.stderr)
+    if resume is not None and resume != "auto":
+        return
+    if resume == "auto" and (out / "last.pt").exists():
+        return
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if not held:
+        return
+    if not (force or resume == "auto"):
+        raise ConfigError(f"{out} holds a run ({', '.join(held)}); continue it with --resume auto, "
+                          "replace it with --force, or train into another folder with --out")
+    for name in held:  # --force, or --resume auto with nothing to resume: start clean
+        (out / name).unlink()
+    if (out / "tensorboard").is_dir():
+        shutil.rmtree(out / "tensorboard")
+    print(f"removed the previous run's {', '.join(held)} from {out}", file=sys.stderr)
 
 
 class Network(nn.Module):
@@ -73,15 +119,21 @@ def _split_optimizer_state(state: dict, rows: set[int]):
     return shared, {k: v for k, v in state["state"].items() if k in rows}
 
 
-def train(config: dict, out_dir=None, resume=None, progress: bool = True, stop_at: int | None = None) -> dict:
+def train(config: dict, out_dir=None, resume=None, progress: bool = True, stop_at: int | None = None,
+          force: bool = False) -> dict:
     """Train as ``config`` says (from :func:`frbook.train.config.load_config`); return a summary.
 
     Args:
         out_dir: the run folder (default ``runs/<config name>``).
         resume: a checkpoint to continue from, or ``"auto"`` for ``<out_dir>/last.pt`` when it exists.
         stop_at: stop after this step with a checkpoint (to be resumed), as a preempted job would.
+        force: start afresh in a folder that holds a run, removing that run's files first (without
+            it, such a folder is refused: a new ``last.pt`` beside an old ``best.pt`` would mix runs).
     """
+    check_device(config)
     world = distributed.setup(config["train"]["device"])
+    # every rank checks (so that all refuse together, none waiting for the others); rank 0 writes
+    claim_run_folder(Path(out_dir or REPO / "runs" / config["name"]), resume, force, world.is_main)
     try:
         return Trainer(config, out_dir, world, progress).run(resume, stop_at)
     finally:
@@ -210,9 +262,10 @@ class Trainer:
         (self.out / "config.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
         metrics = self.out / "metrics.jsonl"
         # A resumed run re-does the steps after its checkpoint: drop their lines.
-        kept = [line for line in (metrics.read_text().splitlines() if resumed and metrics.exists() else [])
-                if json.loads(line).get("step", 0) <= self.step]
-        metrics.write_text("".join(line + "\n" for line in kept))
+        # A torn last line (a crash or a full disk mid-append) is dropped with a warning.
+        kept = [r for r in (read_jsonl(metrics, ConfigError) if resumed and metrics.exists() else [])
+                if r.get("step", 0) <= self.step]
+        metrics.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self.tensorboard = None
         try:
             from torch.utils.tensorboard import SummaryWriter
