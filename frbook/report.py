@@ -23,8 +23,9 @@ def markdown_table(header: list, rows: list[list]) -> Markdown:
 
 def show(name: str, text: str, width: int = 78, indent: int = 9) -> None:
     """Print ``name:`` then ``text`` wrapped to ``width`` columns, continuation lines indented."""
-    print(textwrap.fill(text, width=width, initial_indent=f"{name + ':':{indent}s}",
-                        subsequent_indent=" " * indent, break_on_hyphens=False))
+    label = f"{name + ':':{indent}s}" if len(name) + 1 < indent else f"{name}: "
+    print(textwrap.fill(text, width=width, initial_indent=label, subsequent_indent=" " * indent,
+                        break_on_hyphens=False))
 
 
 def mean_std(stats: dict, scale: float = 100, digits: int = 2) -> str:
