@@ -4,8 +4,7 @@ import json
 import pytest
 import yaml
 
-from frbook.experiment import compare, load_config
-from frbook.results import load_results, summarise
+from frbook.experiment import compare, load_config, load_results, summarise
 
 TINY = {
     "name": "tiny",
@@ -73,6 +72,32 @@ def test_compare_writes_results_with_provenance_and_resumes(tmp_path):
     table = summarise(results, "tar_at_far/0.1")
     assert set(table) == {"normface", "arcface_st"}
     assert table["arcface_st"]["n"] == 2
+
+
+def test_load_results_says_how_to_produce_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="experiment compare --config configs/none.yaml"):
+        load_results("none", tmp_path)
+
+
+def test_paired_difference_matches_a_hand_computed_t_test():
+    from frbook.experiment import paired_difference
+
+    def run(label, seed, accuracy):
+        return {"label": label, "seed": seed, "metrics": {"accuracy": accuracy}}
+
+    results = [run("a", 0, 0.90), run("a", 1, 0.92), run("a", 2, 0.91),
+               run("b", 2, 0.90), run("b", 0, 0.88), run("b", 1, 0.91), run("b", 7, 0.5)]
+    out = paired_difference(results, "a", "b")
+    d = [0.02, 0.01, 0.01]  # seeds 0, 1, 2; seed 7 has no partner
+    mean = sum(d) / 3
+    std = (sum((x - mean) ** 2 for x in d) / 2) ** 0.5
+    assert out["seeds"] == [0, 1, 2] and out["differences"] == pytest.approx(d)
+    assert out["mean"] == pytest.approx(mean) and out["std"] == pytest.approx(std)
+    assert out["t"] == pytest.approx(mean / (std / 3 ** 0.5))
+    assert out["t"] == pytest.approx(4.0)
+    assert out["p"] == pytest.approx(0.0572, abs=2e-4)  # two-sided, t = 4 with 2 degrees of freedom
+    with pytest.raises(ValueError, match="no results labelled 'c'"):
+        paired_difference(results, "a", "c")
 
 
 def test_a_comparison_can_hold_a_search(tmp_path):
