@@ -1,5 +1,6 @@
-"""What a comparison holds fixed: the data splits, the evaluation of a test set, run names and the
-protocol's fingerprint. The comparison (:mod:`frbook.experiment`) and the search
+"""What a comparison holds fixed: the entries and their runs, the evaluation of a test set, run names
+and the protocol's fingerprint. (The data splits are the trainer's own, :func:`frbook.train.data.build_data`,
+so that a comparison's runs and a plain training split the data alike.) The comparison (:mod:`frbook.experiment`) and the search
 (:mod:`frbook.search.run`) both import it; it imports neither.
 
 A comparison config is a training config (:mod:`frbook.train.config`, the one schema) with a
@@ -21,9 +22,8 @@ import torch
 from .data.decoded import PairFaces
 from .eval import embed, make_pairs, rank_k_accuracy, split_gallery_probe, tar_at_far, verify
 from .train.config import SCHEMA, entry_config, load_config
-from .train.data import RunData, build_data
 
-__all__ = ["load_comparison", "runs", "run_name", "protocol_hash", "make_splits", "evaluate_test",
+__all__ = ["load_comparison", "runs", "run_name", "protocol_hash", "evaluate_test",
            "all_pairs_metrics", "ROC_GRID", "peak_memory", "memory_record", "entry_config"]
 
 # Keys that say where or how fast a run goes, not what it computes: left out of the fingerprint.
@@ -68,11 +68,6 @@ def protocol_hash(config: dict) -> str:
         for key in keys:
             shared[section].pop(key, None)
     return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def make_splits(config: dict, device=None) -> RunData:
-    """The run's (train, validation, test): :func:`frbook.train.data.build_data`, the trainer's own."""
-    return build_data(config, device)
 
 
 def evaluate_test(model, test, config: dict, device) -> dict:

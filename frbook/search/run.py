@@ -45,6 +45,8 @@ def space_of(config: dict):
 def settings_of(config: dict) -> SearchSettings:
     """The :class:`SearchSettings` of a config with a ``search`` section."""
     s, t, o, sched = config["search"], config["train"], config["optim"], config["schedule"]
+    if t["precision"] == "fp16":
+        raise ConfigError("a search runs in fp32 or bf16 (train.precision); fp16 needs a loss scaler it does not have")
     if o["name"] != "sgd" or sched["kind"] != "cosine":
         raise ConfigError("a search trains its candidates with SGD and the warm-up + cosine schedule "
                           "(optim.name: sgd, schedule.kind: cosine)")
