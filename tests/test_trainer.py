@@ -154,7 +154,8 @@ def test_checkpoints_are_model_checkpoints_and_best_is_kept(tmp_path):
 def test_partial_fc_in_one_process_matches_the_plain_head(tmp_path):
     """With one process the sharded classifier is the whole classifier (same initial centres:
     the same draws from the seeded generator), so training follows the same path, up to float32
-    rounding (the two heads sum their gradients in another order: differences of ~2e-5 measured)."""
+    rounding (the two heads sum their gradients in another order: relative differences up to 2e-4
+    measured, in a batch-norm running variance near 34)."""
     common = dict(eval={"targets": []}, checkpoint={"keep_best": "none"}, train={"steps": 3},
                   loss={"name": "arcface", "params": {"s": 16, "m": 0.3}})
     plain = train(tiny(**common), out_dir=tmp_path / "plain", progress=False)
@@ -163,7 +164,7 @@ def test_partial_fc_in_one_process_matches_the_plain_head(tmp_path):
     a = torch.load(tmp_path / "plain" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "sharded" / "last.pt", weights_only=True)
     for key in a["state_dict"]:
-        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], atol=1e-4, rtol=1e-3)
     torch.testing.assert_close(a["training"]["head"]["weight"], b["training"]["ranks"][0]["head"]["weight"],
                                atol=1e-5, rtol=1e-4)
 
