@@ -7,9 +7,12 @@ collapse measurements of :mod:`frbook.eval.diagnostics` on the training images a
 verification accuracy on 2,000 pairs of 50 unseen identities, and writes one JSON file with the
 command, commit and date:
 
-    python scripts/p2sgrad_fixes.py [--out book/results/p2sgrad_fixes/p2sgrad_fixes.json]
+    python scripts/p2sgrad_fixes.py [--out book/results/p2sgrad_fixes/p2sgrad_fixes.json] [--only NAME ...]
 
-About 20 s of one CPU core per 150-step run (4 minutes in all).
+About 20 s of one CPU core per 150-step run. The book's files: the first ten attempts
+(``p2sgrad_fixes.json``, from an earlier version of this list), then
+``--only "p2sgrad lr 0.1" "p2sgrad backbone x0.03" "p2sgrad backbone x0.01" "p2sgrad backbone x0.1, 600 steps"
+--out book/results/p2sgrad_fixes/p2sgrad_fixes_2.json``.
 """
 from __future__ import annotations
 
@@ -61,6 +64,11 @@ ATTEMPTS = {
     "p2sgrad backbone x0.1": ("gradient reaching the backbone x 0.1", "p2sgrad", {}, 3.0, STEPS, True, 1, 0.1),
     "p2sgrad lr 30, backbone x0.1": ("head at lr 30, backbone at lr 3", "p2sgrad", {}, 30.0, STEPS, True, 1, 0.1),
     "p2sgrad 600 steps": ("four times longer", "p2sgrad", {}, 3.0, 4 * STEPS, True, 1, 1),
+    # Second round (--only, written to p2sgrad_fixes_2.json), after the first showed that a slower backbone helps.
+    "p2sgrad lr 0.1": ("the learning rate of the softmax losses", "p2sgrad", {}, 0.1, STEPS, True, 1, 1),
+    "p2sgrad backbone x0.03": ("gradient reaching the backbone x 0.03", "p2sgrad", {}, 3.0, STEPS, True, 1, 0.03),
+    "p2sgrad backbone x0.01": ("gradient reaching the backbone x 0.01", "p2sgrad", {}, 3.0, STEPS, True, 1, 0.01),
+    "p2sgrad backbone x0.1, 600 steps": ("backbone x 0.1 and four times longer", "p2sgrad", {}, 3.0, 4 * STEPS, True, 1, 0.1),
 }
 
 
