@@ -450,7 +450,7 @@ def test_registry_has_every_margin_loss_and_rejects_unknown_parameters():
     with pytest.raises(TypeError, match="takes: num_classes, dynamic"):
         losses.get("adacos", s=10)
     defaults = {
-        "sphereface": {"s": 30.0, "m": 4, "lamb": None},
+        "sphereface": {"s": 30.0, "m": 4, "lamb": None, "total_steps": None},
         "cosface": {"s": 64.0, "m": 0.35},
         "arcface": {"s": 64.0, "m": 0.5, "fallback": "classic", "grad": "exact"},
         "combined": {"s": 64.0, "m1": 1.0, "m2": 0.3, "m3": 0.2},
@@ -498,3 +498,39 @@ def test_make_head_builds_sub_centres_when_the_loss_asks():
     assert make_head(losses.get("arcface"), 8, 5).weight.shape == (5, 8)
     with pytest.raises(ValueError, match="sub_centers must be an integer >= 1"):
         CosineClassifier(8, 5, sub_centers=0)
+
+
+def test_sphereface_schedule_scaled_to_the_run_length():
+    """total_steps: lambda reaches 5 after the paper's fraction of training (1,658 of 28,000 iterations)."""
+    from frbook.losses.sphereface import PAPER_FLOOR_FRACTION
+
+    assert PAPER_FLOOR_FRACTION == pytest.approx(199 / 0.12 / 28_000, rel=1e-12)
+    assert 0.059 < PAPER_FLOOR_FRACTION < 0.0593
+    for total in (400, 1000, 28_000):
+        loss = losses.get("sphereface", total_steps=total)
+        lambdas = []
+        for _ in range(total):
+            lambdas.append(loss.lamb)
+            loss.step()
+        assert lambdas.index(5.0) == math.ceil(PAPER_FLOOR_FRACTION * total)  # first step at the floor
+        for t in (0, 1, total // 100, total // 20):  # the paper's value at the same fraction of training
+            paper_iteration = 28_000 * t / total
+            assert lambdas[t] == pytest.approx(max(5.0, 1000 / (1 + 0.12 * paper_iteration)), rel=1e-12)
+    # A run of the paper's length gets the paper's per-iteration schedule exactly.
+    scaled, per_iteration = losses.get("sphereface", total_steps=28_000), losses.get("sphereface")
+    for _ in range(2_000):
+        assert scaled.lamb == pytest.approx(per_iteration.lamb, rel=1e-12)
+        scaled.step(), per_iteration.step()
+    # Unscaled, 400 steps leave lambda near 20: the margin barely applied.
+    assert 20 < lambdas_after(losses.get("sphereface"), 400) < 21
+    assert losses.get("sphereface", total_steps=400).hparams()["total_steps"] == 400
+    assert losses.get("sphereface", lamb=2.0, total_steps=400).lamb == 2.0  # a fixed lambda ignores it
+    for bad in (0, -5, 1.5, True, float("nan")):
+        with pytest.raises(ValueError, match="total_steps"):
+            losses.get("sphereface", total_steps=bad)
+
+
+def lambdas_after(loss, steps):
+    for _ in range(steps):
+        loss.step()
+    return loss.lamb

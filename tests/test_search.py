@@ -1,11 +1,14 @@
 """Loss function search: the losses against their closed forms (float64, value and gradient, edges),
 the policy's REINFORCE step, the two candidate engines, the loop's resume, and the config runner.
 
-Four tests answer the official code's known mistakes (PAPERS.md): the loss is one softmax, not
+Tests answer the official code's known mistakes (chapter 7): the loss is one softmax, not
 two (test_search_softmax_matches_closed_form); Random-Softmax trains with the a it sampled
-(test_random_softmax_trains_with_its_sampled_a); the policy's mean moves from any start
-(test_policy_mean_moves_from_every_start); the reward never sees the test identities
-(test_reward_never_sees_test_identities).
+(test_random_softmax_trains_with_its_sampled_a); a sample's gradient does not depend on how many
+samples share its label (test_search_softmax_gradient_ignores_repeated_labels); the policy's mean
+moves from any start (test_policy_mean_moves_from_every_start); the reward never sees the test
+identities (test_reward_never_sees_test_identities). The official Random-Softmax neither rewards
+nor copies (test_official_random_softmax_neither_rewards_nor_copies), and the official schedule is
+an option (test_official_schedule_fixes_a_then_rewards).
 """
 import math
 
@@ -148,7 +151,7 @@ def test_amlfs_identity_and_cosface():
         losses.get("amlfs", space="angle")
 
 
-@pytest.mark.parametrize("space", [search.SearchSoftmaxSpace(s=S), search.SearchSoftmaxSpace(s=S, mode="local"),
+@pytest.mark.parametrize("space", [search.SearchSoftmaxSpace(s=S), search.SearchSoftmaxSpace(s=S, mode="abs_local"),
                                    search.AMLFSSpace(s=S), search.AMLFSSpace(s=S, space="probability", pieces=3)])
 def test_spaces_evaluate_candidates_like_their_losses(space):
     """losses() of M stacked candidates equals each candidate's own loss object."""
@@ -337,17 +340,22 @@ def reward_by_norm(backbone):
     return float(sum(p.detach().double().sum() for p in backbone.parameters()))
 
 
-def run_tiny(method="search", epochs=3, engine="stacked", **kwargs):
+def run_tiny(method="search", epochs=3, engine="stacked", reward=reward_by_norm, schedule=None, **kwargs):
     backbone, head = tiny_network()
     settings = search.SearchSettings(method=method, candidates=3, epochs=epochs, steps_per_epoch=2, batch_size=8,
-                                     engine=engine, seed=0)
+                                     engine=engine, seed=0, **(schedule or {}))
     space = SpySpace(search.SearchSoftmaxSpace(s=S))
-    result = search.search(backbone, head, space, TinyData(), reward_by_norm, settings, progress=False, **kwargs)
+    result = search.search(backbone, head, space, TinyData(), reward, settings, progress=False, **kwargs)
     return result, space
 
 
-def test_random_softmax_trains_with_its_sampled_a():
-    result, space = run_tiny(method="random")
+def never_called(backbone):
+    raise AssertionError("this search must not be rewarded")
+
+
+@pytest.mark.parametrize("method", ["random", "random_best"])
+def test_random_softmax_trains_with_its_sampled_a(method):
+    result, space = run_tiny(method=method)
     assert all(r["policy_mean"] == [1.0] for r in result.history)  # Random-Softmax never updates
     for epoch, record in enumerate(result.history):
         sampled = torch.tensor(record["samples"], dtype=torch.float64)
@@ -397,3 +405,78 @@ def test_learning_rate_schedules():
     assert cosine.lr_at(39) < 1e-3
     with pytest.raises(ValueError, match="schedule"):
         search.SearchSettings(schedule="poly")
+
+
+def test_official_random_softmax_neither_rewards_nor_copies(tmp_path):
+    state = tmp_path / "state.pt"
+    result, _ = run_tiny(method="random", reward=never_called, state_path=state)
+    assert all(r["rewards"] is None and r["best"] is None for r in result.history)
+    saved = torch.load(state, weights_only=True)
+    nets = [c["network"] for c in saved["candidates"]]  # three networks, each trained on its own
+    assert len(nets) == 3 and any(not torch.equal(nets[0][n], nets[1][n]) for n in nets[0])
+    assert all(torch.equal(t, nets[0][n]) for n, t in result.network.state_dict().items())  # the result: candidate 0
+    # The ablation rewards every epoch and copies the best: the saved candidates are one network.
+    ablation, _ = run_tiny(method="random_best", state_path=tmp_path / "best.pt")
+    assert all(r["best"] == max(range(3), key=r["rewards"].__getitem__) for r in ablation.history)
+    assert "candidate" in torch.load(tmp_path / "best.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("reward_every, rewarded", [(2, [4, 6]), (1, [3, 4, 5, 6])])
+def test_official_schedule_fixes_a_then_rewards(reward_every, rewarded):
+    """fixed_epochs=2: the initial mean for two epochs, then samples; rewards after them, every reward_every."""
+    result, space = run_tiny(epochs=6, schedule={"fixed_epochs": 2, "reward_every": reward_every})
+    assert [r["epoch"] for r in result.history if r["rewards"] is not None] == rewarded
+    for step, x in enumerate(space.seen):
+        fixed = step < 2 * 2  # two epochs of two steps
+        assert torch.equal(x, torch.ones(3, 1, dtype=x.dtype)) == fixed, step
+    first = rewarded[0] - 1
+    assert all(r["policy_mean"] == [1.0] for r in result.history[:first])  # nothing moves before the first reward
+    assert result.history[first]["policy_mean"] != [1.0]
+    default = search.SearchSettings(epochs=4)
+    assert [default.rewarded(e) for e in range(4)] == [True] * 4
+    assert not any(search.SearchSettings(method="random", epochs=4).rewarded(e) for e in range(4))
+
+
+@pytest.mark.parametrize("method, schedule, stop", [("random", {}, 1), ("search", {"fixed_epochs": 2, "reward_every": 2}, 3)])
+def test_search_resumes_exactly_with_candidates_apart(tmp_path, method, schedule, stop):
+    """Stopped after an epoch without a copy, the candidates differ; each is saved and restored."""
+    whole, _ = run_tiny(method=method, epochs=4, schedule=schedule)
+    state = tmp_path / "state.pt"
+    run_tiny(method=method, epochs=4, schedule=schedule, state_path=state, stop_after=stop)
+    assert "candidates" in torch.load(state, weights_only=True)
+    resumed, _ = run_tiny(method=method, epochs=4, schedule=schedule, state_path=state)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole.history]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history]
+    for (n, a), b in zip(whole.network.state_dict().items(), resumed.network.state_dict().values()):
+        assert torch.equal(a, b), n
+
+
+def test_schedule_settings_and_the_renamed_local_mode():
+    with pytest.raises(ValueError, match="fixed_epochs"):
+        search.SearchSettings(fixed_epochs=-1)
+    with pytest.raises(ValueError, match="reward_every"):
+        search.SearchSettings(reward_every=0)
+    with pytest.raises(ValueError, match="abs_local"):
+        search.make_space("search_softmax", mode="local")
+    with pytest.raises(ValueError, match="global, abs_local"):
+        search.SearchSoftmaxSpace(mode="bins")
+    x = torch.tensor([-2.5], dtype=torch.float64)
+    assert search.SearchSoftmaxSpace(s=S, mode="abs_local").a(x) == pytest.approx(-2.5, rel=1e-12)
+    assert search.SearchSoftmaxSpace(s=S).a(x) == pytest.approx(-2.5 * math.exp(S / 3), rel=1e-12)
+
+
+def test_search_softmax_gradient_ignores_repeated_labels():
+    """The official loss_search multiplies a sample's gradient by its label's count in the batch; here a
+    sample's gradient is that of the sample alone, whatever the other labels."""
+    g = torch.Generator().manual_seed(3)
+    cos = torch.rand(6, 5, generator=g, dtype=torch.float64) * 2 - 1
+    loss = losses.get("search_softmax", s=S, a=-100.0)
+    space = search.SearchSoftmaxSpace(s=S, mode="abs_local")
+    for labels in (torch.tensor([0, 0, 0, 0, 0, 1]), torch.tensor([0, 1, 2, 3, 4, 1]), torch.tensor([2, 2, 2, 2, 2, 2])):
+        for compute in (lambda c, y: loss(c, y), lambda c, y: space.losses(c[None], y, torch.tensor([[-100.0]]))[0]):
+            whole = cos.clone().requires_grad_(True)
+            compute(whole, labels).backward()
+            for i in range(len(labels)):
+                alone = cos[i:i + 1].clone().requires_grad_(True)
+                compute(alone, labels[i:i + 1]).backward()
+                assert torch.allclose(whole.grad[i], alone.grad[0] / len(labels), rtol=1e-12, atol=1e-15), (labels, i)

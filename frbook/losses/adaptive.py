@@ -39,7 +39,8 @@ class AdaCos(CosineLoss):
         s_new = log(B_avg) / cos(min(pi/4, theta_med)),
 
     computed without gradient and stored in the buffer ``s``. The median is ``torch.median``'s:
-    the lower of the two middle values for an even batch, as in the authors' code. A batch whose
+    the lower of the two middle values for an even batch, as in the common unofficial PyTorch port
+    (the authors published no code). A batch whose
     s_new is not a positive finite number (B_avg <= 1: every non-target cosine very negative)
     keeps the old s rather than flipping the sign of the logits.
 
@@ -155,8 +156,9 @@ class AdaFace(CosineLoss):
     z = -1 (low quality): s cos(theta + m), ArcFace (its "clip" fallback); z = 0: s (cos theta - m),
     CosFace;
     z = +1 (high quality): s (cos(theta - m) - 2m). Non-target logits are s cos theta_j.
-    (The authors' code also clips the angles of non-target classes into [eps, pi - eps], which
-    moves a cosine by at most 5e-7; here they are left alone.)
+    (The authors' head first clamps every cosine, target and non-target, into
+    [-1 + eps, 1 - eps] with eps = 1e-3, which moves any cosine within 1e-3 of +-1 by up to 1e-3;
+    here no cosine is clamped: only the margined target angle is clipped, as in the formula above.)
 
     AdaFace needs the norms: ``loss(cos, labels, norms=embeddings.norm(dim=1))``, where
     ``embeddings`` is the backbone output before the head normalises it. ``needs_norms`` says so

@@ -2,7 +2,9 @@ r"""AM-LFS's search space: the target's cosine, or its probability, through a pi
 
 Li et al. ("AM-LFS: AutoML for Loss Function Search", ICCV 2019) write a margin loss as a
 function ``t`` applied to the target before the cross-entropy, and let ``t`` be piecewise linear
-with M equal intervals (M = 6 in the paper), ``t(x) = a_i x + b_i`` on interval i:
+with M equal intervals, ``t(x) = a_i x + b_i`` on interval i. M = 6, the search's sigma^2 = 0.2
+and the identity map as its start come from an unofficial reproduction, not from the paper
+(whose code is not public); this library uses them as defaults:
 
 * on the target cosine (``space="cosine"``): the target logit becomes ``s t(cos theta_y)``;
   CosFace is a_i = 1, b_i = -m; the identity (a_i = 1, b_i = 0) is NormFace;
@@ -77,7 +79,7 @@ class AMLFS(CosineLoss):
     Args:
         s: the scale of the cosines.
         slopes, intercepts: a_i and b_i of the M pieces (equal length). Default: the identity
-            with M = 6, the paper's number of pieces.
+            with M = 6 (an unofficial reproduction's number of pieces; see the module).
         space: ``"cosine"`` or ``"probability"`` (see the module docstring).
     """
 

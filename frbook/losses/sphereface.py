@@ -14,6 +14,15 @@ with a weight lambda that is annealed from 1000 down to 5:
     f(theta) = (lambda cos(theta) + psi(theta)) / (1 + lambda),
     lambda = max(5, 1000 / (1 + 0.12 iteration))     (the authors' Caffe settings).
 
+The authors trained for 28,000 iterations (``sphereface_solver.prototxt``: ``max_iter: 28000``,
+learning rate steps at 16,000 and 24,000), so lambda reaches its floor of 5 at iteration
+(1000/5 - 1)/0.12 = 1,658, that is after 5.9% of training: A-Softmax as the paper ran it is the
+blend at lambda = 5 for the remaining 94%. Applied per iteration to a run of a few hundred steps,
+the same formula ends near lambda = 20 (400 steps: 1000/49 = 20.4), where the target logit is
+mostly the plain cosine and the loss is close to NormFace. ``total_steps`` rescales the schedule
+to the run's length, lambda = max(5, 1000 / (1 + 0.12 * 28000 * iteration / total_steps)), so
+that lambda reaches 5 at the same 5.9% of training as in the paper (:data:`PAPER_FLOOR_FRACTION`).
+
 The original multiplies f by the feature norm ``|x|`` (only W is normalised). This module is
 the *normalised* variant used when SphereFace is compared with CosFace and ArcFace: logits are
 ``s f(theta_y)`` for the target and ``s cos(theta_j)`` for the rest. With m = 1, psi = cos and
@@ -33,6 +42,11 @@ import torch
 
 from .angles import angle, check_number, working_dtype
 from .base import CosineLoss, check_positive, replace_target, target_cosine
+
+# The authors' Caffe schedule: lambda = max(LAMBDA_MIN, LAMBDA_BASE / (1 + LAMBDA_GAMMA iteration))
+# over PAPER_ITERATIONS iterations; lambda reaches its floor after PAPER_FLOOR_FRACTION of them.
+LAMBDA_BASE, LAMBDA_GAMMA, LAMBDA_MIN, PAPER_ITERATIONS = 1000.0, 0.12, 5.0, 28_000
+PAPER_FLOOR_FRACTION = (LAMBDA_BASE / LAMBDA_MIN - 1) / LAMBDA_GAMMA / PAPER_ITERATIONS  # 0.0592
 
 
 def chebyshev(c: torch.Tensor, m: int) -> torch.Tensor:
@@ -57,9 +71,13 @@ class SphereFace(CosineLoss):
             The iteration is a buffer (so it is saved in checkpoints) that :meth:`step` advances:
             call ``loss.step()`` once per optimiser step. ``forward`` never advances it, so
             evaluation passes do not move the schedule.
+        total_steps: the length of the run in optimiser steps. ``None`` (default) applies the
+            authors' schedule per iteration, as if the run were 28,000 iterations long; a number
+            stretches or shrinks it so that lambda reaches 5 after the same fraction of training
+            as in the paper (5.9%, see the module). Ignored when ``lamb`` is fixed.
     """
 
-    def __init__(self, s: float = 30.0, m: int = 4, lamb: float | None = None):
+    def __init__(self, s: float = 30.0, m: int = 4, lamb: float | None = None, total_steps: int | None = None):
         super().__init__()
         self.s = check_positive("s", s)
         check_number(
@@ -69,6 +87,9 @@ class SphereFace(CosineLoss):
         )
         self.m = int(m)
         self.fixed_lamb = None if lamb is None else check_number("lamb", lamb, lambda v: v >= 0, ">= 0 or None")
+        self.total_steps = None if total_steps is None else int(check_number(
+            "total_steps", total_steps, lambda v: v >= 1 and v.is_integer(),
+            "that is the run's number of optimiser steps (an integer >= 1), or None for the paper's per-iteration schedule"))
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 
     @property
@@ -76,7 +97,10 @@ class SphereFace(CosineLoss):
         """The blending weight lambda now (the fixed value, or the annealed one)."""
         if self.fixed_lamb is not None:
             return self.fixed_lamb
-        return max(5.0, 1000.0 / (1.0 + 0.12 * int(self.iteration)))
+        iteration = int(self.iteration)
+        if self.total_steps is not None:  # the paper's iteration at the same fraction of training
+            iteration = iteration * PAPER_ITERATIONS / self.total_steps
+        return max(LAMBDA_MIN, LAMBDA_BASE / (1.0 + LAMBDA_GAMMA * iteration))
 
     def step(self) -> None:
         """Advance the annealing schedule by one training iteration."""
@@ -101,4 +125,4 @@ class SphereFace(CosineLoss):
         return (lamb * c + self.psi(c, theta)) / (1 + lamb)
 
     def hparams(self) -> dict:
-        return {"s": self.s, "m": self.m, "lamb": self.fixed_lamb}
+        return {"s": self.s, "m": self.m, "lamb": self.fixed_lamb, "total_steps": self.total_steps}

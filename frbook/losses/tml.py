@@ -1,18 +1,19 @@
 """The transformer-metric loss: a transformer reads the CNN's last feature map and adds a loss.
 
-Prakash et al. (arXiv 2412.02198, 2024) keep the usual margin loss (ArcFace or CosFace) on the
+Prakash et al. (arXiv 2412.02198; four versions, 2024-2025, whose claims differ: v1 "SoTA on various
+validation datasets", v2-v3 LFW, CALFW and AgeDB, v4 the age-variant CALFW and AgeDB) keep the usual margin loss (ArcFace or CosFace) on the
 CNN's embedding and add a second one: the backbone's final convolutional feature map is read as a
 sequence of vectors, a transformer encoder reads that sequence, and a loss on the transformer's
 output ("transformer loss") is added with a weight. Both are trained end to end, so the second
-loss reaches the backbone through the feature map. What the abstract fixes is only that outline;
+loss reaches the backbone through the feature map. What the abstracts fix is only that outline;
 the encoder's depth, heads and width, the tokenisation, the pooling, the head on the transformer
 output and the weight are not stated, and there is no public code. Every such choice below is
 ours, and :class:`TransformerMetricLoss` says which.
 
     total = L_metric(cos_cnn, y) + weight * L_metric'(cos_transformer, y)
 
-At test time the CNN's embedding alone is used by default (the transformer is a training-time
-loss); :class:`FusedModel` concatenates the normalised CNN and transformer embeddings instead, so
+At test time the CNN's embedding alone is used by default (this library's choice: the abstracts do
+not say which embedding was tested); :class:`FusedModel` concatenates the normalised CNN and transformer embeddings instead, so
 an experiment can measure whether the branch is also worth keeping at test time.
 
 With :func:`frbook.train.fit` the loss is the whole trio's loss: build the head from it as usual
@@ -233,7 +234,7 @@ class FusedModel(nn.Module):
 
     The two halves are unit vectors, so the fused embedding has norm sqrt(2) and the cosine of two
     fused embeddings is the mean of the two branches' cosines: each branch votes with equal weight.
-    (Our choice; the paper reports the CNN embedding.) The transformer branch is computed here
+    (Our choice; the paper's abstracts do not say which embedding was tested.) The transformer branch is computed here
     even if the loss was trained with ``weight=0``, where it is untrained and fusing is pointless.
     """
 

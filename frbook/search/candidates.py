@@ -191,6 +191,17 @@ class StackedCandidates:
             if name in state["momentum"]:
                 self.optimizer.state[p]["momentum_buffer"] = state["momentum"][name].expand_as(p).clone()
 
+    @torch.no_grad()
+    def fill_one(self, k: int, state: dict) -> None:
+        """Make candidate k (only) the one ``state`` describes: candidates that were not made
+        identical by a copy (Random-Softmax, epochs without a reward) are saved one by one."""
+        for name, t in {**self.params, **self.buffers}.items():
+            t[k].copy_(state["network"][name])
+        for name, p in self.params.items():
+            if name in state["momentum"]:
+                buffer = self.optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buffer[k].copy_(state["momentum"][name])
+
 
 class LoopCandidates:
     """The same M candidates as ordinary modules, run one after another (the baseline)."""
@@ -230,6 +241,14 @@ class LoopCandidates:
             for name, p in net.named_parameters():
                 if name in state["momentum"]:
                     self.optimizer.state[p]["momentum_buffer"] = state["momentum"][name].clone()
+
+    @torch.no_grad()
+    def fill_one(self, k: int, state: dict) -> None:
+        net = self.networks[k]
+        net.load_state_dict(state["network"])
+        for name, p in net.named_parameters():
+            if name in state["momentum"]:
+                self.optimizer.state[p]["momentum_buffer"] = state["momentum"][name].clone()
 
 
 ENGINES = {"stacked": StackedCandidates, "loop": LoopCandidates}

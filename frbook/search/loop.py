@@ -8,13 +8,37 @@ Every epoch:
 3. each candidate's reward is measured by ``reward(backbone)``: the caller's validation
    accuracy, on identities that are neither trained on nor tested on;
 4. ``method="search"`` moves the policy's mean by REINFORCE on the normalised rewards
-   (:mod:`frbook.search.policy`); ``method="random"`` (Random-Softmax) leaves it where it is;
+   (:mod:`frbook.search.policy`);
 5. the best candidate's weights, statistics and momentum are copied to all of them.
 
-After step 5 the candidates are identical, so the state of a search between epochs is one
-network, its momentum, the policy, the sampler's random state and the history. It can be saved to
-``state_path`` after each epoch; a search started again with the same path resumes after the last
-saved epoch and ends exactly where an uninterrupted one would.
+Three methods:
+
+- ``"search"``: Search-Softmax or AM-LFS, steps 1 to 5.
+- ``"random"``: Random-Softmax as the official code runs it (``do_search=0``): the policy is never
+  updated, nothing is rewarded and nothing is selected or copied (steps 3 to 5 are skipped); each
+  candidate trains on its own with a new random sample every epoch, and the result is candidate 0
+  (the official code saves rank 0's network). The other candidates change nothing, so give
+  ``candidates=1``: the cost of one training.
+- ``"random_best"``: an ablation, not a method of the paper: random samples as in ``"random"``, but
+  with the reward and the best-of-M copy of step 5, so that a search's gain can be split into
+  what the selection gives and what the policy adds. (Before this distinction, frbook's
+  ``"random"`` was this ablation.)
+
+The official schedule differs from this library's default in two ways, both settings:
+``fixed_epochs`` (official: 2; default 0): the first epochs train every candidate with the
+policy's initial mean instead of a sample (``set_loss_parameters`` samples from epoch 2 on);
+``reward_every`` (default 1): reward, update and copy only every that many epochs, and only after
+the fixed ones. The official ``main.py`` rewards when ``(epoch + 1) % val_freq == 0`` and
+``epoch + 1 >= 3``, with ``val_freq`` 1 by default on its command line (every epoch from the third)
+and ``val_freq = 2`` declared, unused, in its ``LossFuncSearch`` (every two epochs: 4, 6, 8, ...);
+``fixed_epochs=2`` with ``reward_every=1`` or ``2`` gives the one or the other. Between rewarded
+epochs the candidates keep their own weights.
+
+After a rewarded epoch the candidates are identical, so the state of a search between epochs is
+the candidates' networks (saved as one when they are identical), their momentum, the policy, the
+sampler's random state and the history. It can be saved to ``state_path`` after each epoch; a
+search started again with the same path resumes after the last saved epoch and ends exactly where
+an uninterrupted one would.
 
 Under ``torchrun`` (several processes, e.g. one per GPU) each process trains ``M / world size``
 of the candidates on the same batches; the rewards are gathered, every process makes the same
@@ -40,7 +64,7 @@ from ..train.schedules import LRMultiplier
 from .candidates import ENGINE_NAMES, CandidateNetwork, make_candidates
 from .policy import GaussianPolicy, normalise_rewards
 
-METHODS = ("search", "random")
+METHODS = ("search", "random", "random_best")
 
 
 @dataclass
@@ -54,6 +78,8 @@ class SearchSettings:
     the whole search, ``epochs * steps_per_epoch`` steps: the schedule of this book's compared
     losses, which its configs use so that a search and a fixed loss train alike.
     ``steps_per_epoch`` has no paper value (an epoch of CASIA-WebFace); give it.
+    ``method``, ``fixed_epochs`` and ``reward_every``: see the module (the official schedule is
+    ``fixed_epochs=2``; the defaults, 0 and 1, sample and reward from the first epoch on).
     """
 
     method: str = "search"
@@ -72,11 +98,13 @@ class SearchSettings:
     betas: tuple = (0.5, 0.999)
     engine: str = "auto"
     seed: int = 0
+    fixed_epochs: int = 0
+    reward_every: int = 1
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("candidates", "epochs", "steps_per_epoch", "batch_size"):
+        for name in ("candidates", "epochs", "steps_per_epoch", "batch_size", "reward_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -89,6 +117,8 @@ class SearchSettings:
                              f"{self.weight_decay}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if isinstance(self.fixed_epochs, bool) or not isinstance(self.fixed_epochs, int) or self.fixed_epochs < 0:
+            raise ValueError(f"fixed_epochs must be an integer >= 0, got {self.fixed_epochs!r}")
         if self.engine not in ENGINE_NAMES:
             raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)}, got {self.engine!r}")
         if self.schedule not in ("step", "cosine"):
@@ -105,6 +135,11 @@ class SearchSettings:
             rule = LRMultiplier("step", total, self.warmup_steps,
                                 milestones=[m * self.steps_per_epoch for m in self.milestones])
         return self.lr * rule(step)
+
+    def rewarded(self, epoch: int) -> bool:
+        """Whether (0-based) ``epoch`` ends with a reward (and, unless ``method="random"``, a
+        policy update and the copy of the best candidate)."""
+        return self.method != "random" and epoch + 1 > self.fixed_epochs and (epoch + 1) % self.reward_every == 0
 
 
 @dataclass
@@ -161,7 +196,14 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
         if {k: state[k] for k in identity} != identity:
             raise ValueError(f"{state_path} holds the state of another search ({state['settings']}, "
                              f"{state['space']}); delete it, or save this search elsewhere")
-        candidates.fill(state["candidate"])
+        if "candidate" in state:  # saved after a rewarded epoch: every candidate is this one
+            candidates.fill(state["candidate"])
+        elif world.distributed:  # each process holds other candidates; only the main one saved its own
+            raise ValueError(f"{state_path} was saved after an epoch without a reward (candidates not identical), "
+                             "which a search under several processes cannot resume; delete it to start over")
+        else:
+            for k, saved in enumerate(state["candidates"]):
+                candidates.fill_one(k, saved)
         policy.load_state_dict(state["policy"])
         sampler.set_state(state["sampler"])
         history = state["history"]
@@ -174,7 +216,9 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
     for epoch in range(first, last):
         start = time.perf_counter()
         mean_before = policy.mean.detach().clone()
-        samples = policy.sample(s.candidates, sampler)
+        samples = policy.sample(s.candidates, sampler)  # drawn even when fixed: the sampler's state stays one sequence
+        if epoch < s.fixed_epochs:
+            samples = policy.mean.detach().expand(s.candidates, -1).clone()
         loss_sums = torch.zeros(per_rank, dtype=torch.float64)
         for i in range(s.steps_per_epoch):
             step = epoch * s.steps_per_epoch + i
@@ -185,25 +229,26 @@ def search(backbone, head, space, data, reward: Callable[[torch.nn.Module], floa
             candidates.step(losses)
             loss_sums += losses.detach().double().cpu()
             bar.update(1)
-        local_rewards = [_safe_reward(reward, candidates.network(k).backbone) for k in range(per_rank)]
-        rewards = torch.tensor(sum(gather_objects(local_rewards, world), []), dtype=torch.float64)
         train_loss = sum(gather_objects((loss_sums / s.steps_per_epoch).tolist(), world), [])
-        normalised = normalise_rewards(rewards)
-        if s.method == "search":
-            policy.update(samples, normalised)
-        best = int(rewards.argmax())
-        candidates.fill(_share(candidates, best, per_rank, world))
-        history.append({
-            "epoch": epoch + 1, "samples": samples.tolist(),
-            "losses": [space.describe(x) for x in samples], "train_loss": train_loss,
-            "rewards": rewards.tolist(), "normalised_rewards": normalised.tolist(), "best": best,
-            "policy_mean_before": mean_before.tolist(), "policy_mean": policy.mean.detach().tolist(),
-            "seconds": time.perf_counter() - start,
-        })
-        bar.set_postfix(epoch=epoch + 1, best_reward=f"{rewards.max():.4f}")
+        record = {"epoch": epoch + 1, "samples": samples.tolist(), "losses": [space.describe(x) for x in samples],
+                  "train_loss": train_loss, "rewards": None, "normalised_rewards": None, "best": None}
+        if s.rewarded(epoch):
+            local_rewards = [_safe_reward(reward, candidates.network(k).backbone) for k in range(per_rank)]
+            rewards = torch.tensor(sum(gather_objects(local_rewards, world), []), dtype=torch.float64)
+            normalised = normalise_rewards(rewards)
+            if s.method == "search":
+                policy.update(samples, normalised)
+            best = int(rewards.argmax())
+            candidates.fill(_share(candidates, best, per_rank, world))
+            record.update(rewards=rewards.tolist(), normalised_rewards=normalised.tolist(), best=best)
+            bar.set_postfix(epoch=epoch + 1, best_reward=f"{rewards.max():.4f}")
+        history.append({**record, "policy_mean_before": mean_before.tolist(),
+                        "policy_mean": policy.mean.detach().tolist(), "seconds": time.perf_counter() - start})
         if state_path is not None and world.is_main:
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(Path(state_path), {**identity, "candidate": candidates.export(0), "policy": policy.state_dict(),
+            networks = ({"candidate": candidates.export(0)} if s.rewarded(epoch)  # all identical after the copy
+                        else {"candidates": [candidates.export(k) for k in range(per_rank)]})
+            write_atomic(Path(state_path), {**identity, **networks, "policy": policy.state_dict(),
                                             "sampler": sampler.get_state(), "history": history})
     bar.close()
     return SearchResult(network=candidates.network(0), history=history)

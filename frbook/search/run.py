@@ -7,7 +7,8 @@ sections it changes, like any other entry::
     compare:
       losses:
         search_softmax: {search: {method: search, space: search_softmax, s: 30, candidates: 4, epochs: 8}}
-        random_softmax: {search: {method: random, space: search_softmax, s: 30, candidates: 4, epochs: 8}}
+        random_softmax: {search: {method: random, space: search_softmax, s: 30, candidates: 1, epochs: 8}}
+        random_best: {search: {method: random_best, space: search_softmax, s: 30, candidates: 4, epochs: 8}}
 
 Each search trains for the config's ``train.steps`` in all, split into ``search.epochs`` epochs of
 ``steps // epochs`` steps, with the config's optimiser (SGD: ``optim.lr``, ``optim.momentum``,
@@ -54,7 +55,8 @@ def settings_of(config: dict) -> SearchSettings:
                           steps_per_epoch=t["steps"] // s["epochs"], batch_size=t["batch_size"], lr=o["lr"],
                           momentum=o["momentum"], weight_decay=o["weight_decay"], schedule="cosine",
                           warmup_steps=sched["warmup_steps"], sigma=s["sigma"], policy_lr=s["policy_lr"],
-                          betas=tuple(s["betas"]), engine=s["engine"], seed=t["seed"])
+                          betas=tuple(s["betas"]), engine=s["engine"], seed=t["seed"],
+                          fixed_epochs=s["fixed_epochs"], reward_every=s["reward_every"])
 
 
 def check_search(config: dict, where: str = "search") -> None:

@@ -5,8 +5,11 @@ vector into a loss and evaluates the losses of M candidates at once, on their st
 (M, B, C), so M candidates train as one computation (:mod:`frbook.search.candidates`):
 
 * :class:`SearchSoftmaxSpace` (Wang et al., ICML 2020): one number, the modulating factor
-  ``a = -|x|`` (``"local"``) or ``a = -|x| exp(s / 3)`` (``"global"``, the official code's
-  other mode, and this library's default), used as in :class:`frbook.losses.SearchSoftmax`.
+  ``a = -|x| exp(s / 3)`` (``"global"``, the official code's global mode and this library's
+  default) or ``a = -|x|`` (``"abs_local"``, this library's own), used as in
+  :class:`frbook.losses.SearchSoftmax`. The official code's ``local`` mode is another thing
+  (ten bins of the target probability, each with its own a and the factor ``exp(s / 2)``); frbook
+  does not implement it, and refuses the name so that nobody takes one for the other.
 * :class:`AMLFSSpace` (Li et al., ICCV 2019): 2M numbers, the slopes and intercepts of a
   piecewise-linear map of the target cosine or probability (:class:`frbook.losses.AMLFS`),
   centred on the identity map.
@@ -24,6 +27,9 @@ from ..losses.base import check_positive
 from ..losses.search_softmax import cosface_margin, search_softmax_logits
 
 
+SEARCH_SOFTMAX_MODES = ("global", "abs_local")
+
+
 class SearchSoftmaxSpace:
     """a <= 0 from one Gaussian number.
 
@@ -31,7 +37,8 @@ class SearchSoftmaxSpace:
         s: the scale of the cosines (the paper: 32).
         mode: ``"global"`` multiplies ``-|x|`` by ``exp(s / 3)`` so the search starts where the
             margins live (a of order -1e4 to -1e5, CosFace's m of about 0.33 at s = 32);
-            ``"local"`` uses ``a = -|x|``, a few units from plain softmax.
+            ``"abs_local"`` uses ``a = -|x|``, a few units from plain softmax (called "local"
+            before; not the official code's ``local`` mode, see the module).
         mean: the policy's initial mean (our choice, 1.0: the paper does not give it). Not 0:
             ``a`` depends on ``|x|``, so a policy centred on 0 is symmetric and its expected
             REINFORCE gradient is zero there.
@@ -41,8 +48,12 @@ class SearchSoftmaxSpace:
 
     def __init__(self, s: float = 32.0, mode: str = "global", mean: float = 1.0):
         self.s = check_positive("s", s)
-        if mode not in ("global", "local"):
-            raise ValueError(f"mode must be 'global' or 'local', got {mode!r}")
+        if mode == "local":
+            raise ValueError("mode 'local' is not available: frbook's a = -|x| mode is now called 'abs_local' "
+                             "(it is not the official code's 'local' mode of ten probability bins, which frbook "
+                             "does not implement); use mode='abs_local' or mode='global'")
+        if mode not in SEARCH_SOFTMAX_MODES:
+            raise ValueError(f"mode must be one of {', '.join(SEARCH_SOFTMAX_MODES)}, got {mode!r}")
         self.mode, self.mean = mode, float(mean)
 
     def initial_mean(self) -> torch.Tensor:
@@ -80,7 +91,7 @@ class AMLFSSpace:
     Args:
         s: the scale of the cosines.
         space: ``"cosine"`` or ``"probability"``, what the map is applied to.
-        pieces: M, the number of equal intervals (the paper: 6).
+        pieces: M, the number of equal intervals (6, as in an unofficial reproduction of AM-LFS).
     """
 
     def __init__(self, s: float = 32.0, space: str = "cosine", pieces: int = 6):

@@ -120,11 +120,14 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "all_pairs_fars": ([], "list[float]", "comparisons: FARs read over every pair of the SynthFaces test images"),
     },
     "search": {
-        "method": ("none", ("none", "search", "random"), "none: train with loss.name; search: Search-Softmax / "
-                   "AM-LFS (REINFORCE on the reward); random: Random-Softmax (random samples)"),
+        "method": ("none", ("none", "search", "random", "random_best"), "none: train with loss.name; search: "
+                   "Search-Softmax / AM-LFS (REINFORCE on the reward); random: Random-Softmax as the official code "
+                   "(random samples, no reward, no selection); random_best: an ablation, random samples with the "
+                   "best of M copied every rewarded epoch"),
         "space": ("search_softmax", ("search_softmax", "amlfs", "amlfs_cosine"), "the space of losses searched"),
         "s": (32.0, "float", "the scale of the searched losses"),
-        "mode": ("global", "str", "search_softmax: how a sample becomes the loss's a (see frbook.search.spaces)"),
+        "mode": ("global", "str", "search_softmax: how a sample becomes the loss's a: global or abs_local "
+                 "(see frbook.search.spaces; 'local' was renamed abs_local)"),
         "mean": (1.0, "float", "search_softmax: the policy's initial mean"),
         "pieces": (6, "int", "amlfs: pieces of the piecewise-linear function"),
         "candidates": (8, "int", "M: candidate networks trained side by side"),
@@ -132,6 +135,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "sigma": (0.2, "float", "the policy's standard deviation"),
         "policy_lr": (0.05, "float", "Adam's rate for the policy"),
         "betas": ([0.5, 0.999], "list[float]", "Adam's betas for the policy"),
+        "fixed_epochs": (0, "int", "epochs at the start trained with the policy's initial mean, no sample "
+                         "(the official code: 2)"),
+        "reward_every": (1, "int", "reward (and update, copy) every this many epochs after the fixed ones"),
         "engine": ("auto", ("auto", "stacked", "loop"), "stacked: the M candidates in one vmapped network; loop: one "
                    "after another; auto: the loop on a CPU, stacked on a GPU (the faster on each, as measured)"),
     },
