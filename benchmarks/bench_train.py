@@ -39,7 +39,7 @@ import torch
 from frbook import losses, models
 from frbook.data import SynthFaces
 from frbook.heads import CosineClassifier
-from frbook.provenance import benchmark_report
+from frbook.provenance import benchmark_report, git_commit
 from frbook.train.config import load_config
 from frbook.train.trainer import Trainer
 
@@ -237,6 +237,7 @@ def main(argv=None) -> dict:
 
     output = args.output or RESULTS / f"train_speed_{device.type}.json"
     driver = gpu_driver() if gpu else None
+    git_state = git_commit()  # before the first write of the (tracked) result file below
 
     def write(rows, finished):
         """The report so far: written after every measurement, so a run stopped at its time
@@ -244,7 +245,7 @@ def main(argv=None) -> dict:
         report = benchmark_report(
             "benchmarks/bench_train.py", argv, device,
             "training-step throughput (images/s) on batches already on the device; ratio = trainer / baseline; "
-            "MFU = FlopCounterMode FLOPs of one step x steps/s / dense bf16 peak", rows,
+            "MFU = FlopCounterMode FLOPs of one step x steps/s / dense bf16 peak", rows, git_state=git_state,
             warmup=warmup, peak_bf16_flops=peak, peak_table_entry=peak_entry, gpu_driver=driver,
             cpu_count=os.cpu_count(), finished=finished)
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -87,11 +87,14 @@ def write_json_atomic(path: str | Path, record: dict) -> Path:
     return path
 
 
-def benchmark_report(script: str, argv: list[str] | None, device, what: str, rows: list[dict], **settings) -> dict:
+def benchmark_report(script: str, argv: list[str] | None, device, what: str, rows: list[dict],
+                     git_state: tuple | None = None, **settings) -> dict:
     """A benchmark's JSON record: the command, the device and torch, the settings, what is
     measured, the machine's load (the machine is shared: a high load means noisy times), the
-    date, the commit, and the result rows."""
-    commit, dirty = git_commit()
+    date, the commit, and the result rows. ``git_state``: :func:`git_commit` as it was when the
+    run started; a benchmark that rewrites its own tracked result file as it goes would otherwise
+    find the tree dirty by its own hand."""
+    commit, dirty = git_state or git_commit()
     return {
         "command": " ".join([f"python {script}"] + (argv if argv is not None else sys.argv[1:])),
         "device": device_name(device), "torch_version": torch.__version__,
