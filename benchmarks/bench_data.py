@@ -36,7 +36,7 @@ import torch
 from frbook.data import RecFaces, SynthFaces
 from frbook.data.images import encode
 from frbook.data.recordio import IRHeader, RecordWriter, pack
-from frbook.provenance import benchmark_report
+from frbook.provenance import benchmark_report, write_json_atomic
 from frbook.train.batches import BatchPlan, InMemoryFaces, Prefetcher
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -160,8 +160,7 @@ def main(argv=None) -> dict:
         rec_write_seconds=round(written, 2), rec_decode_once_images_per_second=round(decode_once, 1),
         trainer_images_per_second=consumption, consumption_source=source, rec_path=REC_PATH)
     output = args.output or RESULTS / f"data_speed_{device.type}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(output, report)  # a run stopped mid-write leaves the previous file whole
     print(f"wrote {output}")
     return report
 

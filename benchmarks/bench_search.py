@@ -21,7 +21,6 @@ in the machine's load hits both; the median block is reported. Results go to
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 
 from frbook import models
 from frbook.heads import CosineClassifier
-from frbook.provenance import benchmark_report
+from frbook.provenance import benchmark_report, write_json_atomic
 from frbook.search import SearchSoftmaxSpace, make_candidates
 from frbook.search.candidates import pick_engine
 
@@ -85,8 +84,7 @@ def main(argv=None) -> dict:
             "ratio = stacked (vmap) / loop (one after another); the goal on a GPU is <= 0.25 at M = 8; "
             "auto_picks: the engine that engine: auto uses on this device",
             rows, steps=args.steps, repeats=args.repeats, finished=finished)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomic(output, report)  # a run stopped mid-write leaves the previous file whole
         return report
 
     rows = []

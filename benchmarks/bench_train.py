@@ -28,7 +28,6 @@ with the device, driver, torch version and commit.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -39,7 +38,7 @@ import torch
 from frbook import losses, models
 from frbook.data import SynthFaces
 from frbook.heads import CosineClassifier
-from frbook.provenance import benchmark_report, git_commit
+from frbook.provenance import benchmark_report, git_commit, write_json_atomic
 from frbook.train.config import load_config
 from frbook.train.trainer import Trainer
 
@@ -248,8 +247,7 @@ def main(argv=None) -> dict:
             "MFU = FlopCounterMode FLOPs of one step x steps/s / dense bf16 peak", rows, git_state=git_state,
             warmup=warmup, peak_bf16_flops=peak, peak_table_entry=peak_entry, gpu_driver=driver,
             cpu_count=os.cpu_count(), finished=finished)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomic(output, report)  # a run stopped mid-write leaves the previous file whole
         return report
 
     rows = []

@@ -34,7 +34,7 @@ from torch import nn
 
 from frbook import losses, models
 from frbook.heads import CosineClassifier
-from frbook.provenance import benchmark_report
+from frbook.provenance import benchmark_report, write_json_atomic
 from frbook.train.config import load_config
 from frbook.train.distributed import broadcast_object, gather_objects, one_process_group
 from frbook.train.partial_fc import PartialFC, sum_gradients_hook
@@ -179,8 +179,7 @@ def main(argv=None) -> dict:
                               backend="nccl" if args.device == "cuda" else "gloo", world_size=1, nccl_version=nccl,
                               seconds=round(time.perf_counter() - start, 1), passed=all(r["passed"] for r in rows))
     output = args.output or RESULTS / f"distributed_{args.device}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(output, report)  # a run stopped mid-write leaves the previous file whole
     print(f"wrote {output}")
     return report
 
