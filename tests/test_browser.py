@@ -542,3 +542,150 @@ def test_search_finds_arcface(chromium, book_url):
 #   a cell's tags become classes of its div.cell (tag_raises-exception, tag_hide-input, ...).
 # - A widget output is <script type="application/vnd.jupyter.widget-view+json">; it renders only
 #   where require.js and @jupyter-widgets/html-manager load, from a CDN.
+
+
+# ---------------------------------------------------------------------------------------------
+# Live figures (frbook.viz.live): they draw and redraw in the page itself, offline
+
+# Pages with live figures, and the slider each test moves there.
+LIVE_PAGES = {"book/ch03_margins": ("margin", "m"), "book/ch06_p2sgrad": ("gradient", "s")}
+
+_LIVE_READ = r"""
+(root) => ({
+  draws: Number(root.dataset.draws || 0),
+  state: JSON.parse(root.dataset.state || 'null'),
+  curves: [...root.querySelectorAll('path.fl-curve')].map((p) => ({
+    name: p.dataset.name, d: p.getAttribute('d'),
+    x: JSON.parse(p.dataset.x), y: JSON.parse(p.dataset.y)})),
+})
+"""
+
+_LIVE_MOVE = r"""
+([root, key]) => {
+  const input = root.querySelector(`input[name="${key}"]`);
+  if (!input) return false;
+  const span = Number(input.max) - Number(input.min);
+  input.value = String(Math.min(Number(input.max), Number(input.value) + span / 4));
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  return true;
+}
+"""
+
+
+def _expected_curve(kind: str, state: dict, name: str, x):
+    """What frbook.losses says a live figure's curve ``name`` holds at angles ``x``."""
+    import torch
+
+    from frbook import losses
+    from frbook.losses import gradients
+
+    theta = torch.tensor(x, dtype=torch.float64)
+    params = dict(state["params"])
+    loss = losses.get(state["loss"], **params)
+    if name == "target_logit":
+        return loss.target_logit(theta)
+    if name == "target_probability":
+        return gradients.target_probability(loss, theta, state["num_classes"])
+    raise AssertionError(f"no expected values for curve {name}")
+
+
+def exercise_live_figure(page, kind: str, key: str, screenshot_stem: str | None = None) -> list[str]:
+    """Move slider ``key`` of the page's first live figure; return what went wrong (empty if
+    nothing): it must have drawn, redrawn on the move, and drawn the library's values."""
+    problems = []
+    root = page.wait_for_selector(".frbook-live[data-draws]", timeout=SETTLE_MS)
+    root.scroll_into_view_if_needed()
+    curve = "target_logit" if kind == "margin" else "target_probability"
+    if screenshot_stem:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        root.screenshot(path=str(SCREENSHOTS / f"{screenshot_stem}-before.png"))
+    before = page.evaluate(_LIVE_READ, root)
+    if not page.evaluate(_LIVE_MOVE, [root, key]):
+        return [f"the live {kind} figure has no slider {key!r}"]
+    after = page.evaluate(_LIVE_READ, root)
+    if screenshot_stem:
+        root.screenshot(path=str(SCREENSHOTS / f"{screenshot_stem}-after.png"))
+    if after["draws"] <= before["draws"]:
+        problems.append(f"moving {key} did not redraw the {kind} figure")
+    drawn_before = {c["name"]: c for c in before["curves"]}
+    drawn = {c["name"]: c for c in after["curves"]}
+    if curve not in drawn:
+        return problems + [f"the {kind} figure draws no {curve} curve: {sorted(drawn)}"]
+    if drawn[curve]["d"] == drawn_before.get(curve, {}).get("d"):
+        problems.append(f"moving {key} left the {curve} curve as it was")
+    if before["state"]["params"][key] == after["state"]["params"][key]:
+        problems.append(f"moving {key} did not change the figure's {key}")
+    import math
+
+    values = drawn[curve]
+    picks = [i for i in range(0, len(values["x"]), max(1, len(values["x"]) // 7))]
+    x = [values["x"][i] for i in picks]
+    expected = _expected_curve(kind, after["state"], curve, x)
+    for i, want in zip(picks, expected.tolist()):
+        got = values["y"][i]
+        if got is None or not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"{curve} at theta={values['x'][i]:.4f}: drawn {got}, frbook.losses {want}")
+    return problems
+
+
+def _offline_page(browser, origin: str | None = None):
+    """A page in a fresh context that may reach nothing but ``origin`` (None: no host at all)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    blocked = []
+
+    def route(route):
+        url = route.request.url
+        if (origin and url.startswith(origin)) or urlsplit(url).scheme in ("data", "blob", "about", "file"):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", route)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return context, page, blocked, errors
+
+
+def test_live_figures_work_offline_standalone(chromium, tmp_path):
+    """The figures' own HTML (what a notebook output holds), with no book and no network."""
+    from frbook.viz import live
+
+    page_file = tmp_path / "live.html"
+    page_file.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'></head><body>"
+        + live.margin_figure("arcface").data
+        + live.gradient_figure("cosface", num_classes=1000).data
+        + "</body></html>"
+    )
+    context, page, blocked, errors = _offline_page(chromium)
+    try:
+        page.goto(page_file.as_uri())
+        problems = exercise_live_figure(page, "margin", "m", "live-standalone-margin")
+        figures = page.query_selector_all(".frbook-live")
+        if len(figures) != 2:
+            problems.append(f"{len(figures)} live figures drawn, not 2")
+        else:
+            page.evaluate("() => document.querySelector('.frbook-live').removeAttribute('data-draws')")
+            problems += exercise_live_figure(page, "gradient", "s", "live-standalone-gradient")
+    finally:
+        context.close()
+    fail_on(problems + [f"uncaught exception: {e}" for e in errors]
+            + [f"asked the network for {u}" for u in blocked], "the live figures failed")
+
+
+@pytest.mark.parametrize("name", sorted(LIVE_PAGES))
+def test_live_figure_redraws_on_page(chromium, book_url, name):
+    """On the built page, offline: a slider moves, the drawing changes, the values are the library's."""
+    kind, key = LIVE_PAGES[name]
+    if not (HTML_DIR / f"{name}.html").is_file():
+        pytest.fail(f"{name} was not built", pytrace=False)
+    origin = "{0.scheme}://{0.netloc}/".format(urlsplit(book_url))
+    context, page, blocked, errors = _offline_page(chromium, origin)
+    try:
+        page.goto(f"{book_url}{name}.html", wait_until="load")
+        problems = exercise_live_figure(page, kind, key, f"live-{Path(name).name}")
+    finally:
+        context.close()
+    fail_on(problems + [f"uncaught exception: {e}" for e in errors], f"{name}: the live figure failed")
