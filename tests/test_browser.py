@@ -78,6 +78,9 @@ OPTIONAL_EXTERNAL = [
     re.compile(r"/npm/@jupyter-widgets/"),
 ]
 
+# The width at which pages are read (the issue's "wide screen"), in CSS pixels.
+VIEWPORT_WIDTH = 1400
+
 # How long a page may take for its images, its mathematics or its search, in milliseconds.
 SETTLE_MS = 20_000
 
@@ -198,6 +201,7 @@ class Visit:
     math: dict = field(default_factory=dict)
     error_outputs: list[str] = field(default_factory=list)
     widgets: int = 0
+    layout: dict = field(default_factory=dict)
     extracted: object = None
 
     @property
@@ -245,6 +249,7 @@ async (timeoutMs) => {
       src: img.getAttribute('src') || '',
       alt: img.getAttribute('alt'),
       naturalWidth: img.naturalWidth,
+      shownWidth: img.getBoundingClientRect().width,
       inContent: content.contains(img),
       inCellOutput: !!img.closest('div.cell_output'),
       caption: caption ? caption.innerText.trim() : '',
@@ -312,6 +317,38 @@ _OUTPUTS = r"""
 """
 
 
+# Display equations that do not fit: wider than their box (they scroll or are clipped), or
+# overlapping their equation number.
+_LAYOUT = r"""
+() => {
+  const equations = [];
+  for (const math of document.querySelectorAll('.bd-article div.math')) {
+    const jax = math.querySelector('mjx-container');
+    if (!jax) continue;
+    const label = (math.querySelector('.eqno')?.innerText || math.id || '').trim();
+    const box = jax.getBoundingClientRect(), column = math.getBoundingClientRect();
+    const inner = jax.firstElementChild?.getBoundingClientRect() || box;
+    if (jax.scrollWidth > jax.clientWidth + 1 || inner.width > column.width + 1 || box.right > column.right + 1) {
+      equations.push(`${label || 'an equation'} is ${Math.round(Math.max(inner.width, jax.scrollWidth))} px wide in a ${Math.round(column.width)} px column`);
+    }
+    const eqno = math.querySelector('.eqno');
+    if (eqno) {
+      const n = eqno.getBoundingClientRect();
+      if (n.width && n.left < inner.right - 1 && n.right > inner.left && n.top < inner.bottom && n.bottom > inner.top) {
+        equations.push(`${label}: the equation runs under its number`);
+      }
+    }
+  }
+  const style = document.createElement('style');
+  style.textContent = 'script, style { display: none !important; }';
+  document.head.appendChild(style);
+  const text = document.body.innerText;
+  style.remove();
+  return {equations, text};
+}
+"""
+
+
 def _is_local(url: str, origin: str) -> bool:
     return url.startswith(origin) or urlsplit(url).scheme in ("data", "blob", "about")
 
@@ -334,7 +371,7 @@ def visit(
 
     origin = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
     record = Visit(url=url)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": VIEWPORT_WIDTH, "height": 900})
     context.add_init_script(_INIT_SCRIPT)
 
     def route(route):
@@ -392,6 +429,7 @@ def visit(
             except PlaywrightError:  # what is left untypeset, the math test reports
                 pass
         record.math = page.evaluate(_MATH)
+        record.layout = page.evaluate(_LAYOUT)
         outputs = page.evaluate(_OUTPUTS, STDERR_PROBLEM)
         record.error_outputs, record.widgets = outputs["found"], outputs["widgets"]
         if screenshot is not None:
@@ -505,6 +543,67 @@ def test_widget_pages_have_a_static_figure(visits, name):
             "a static page cannot run a widget, so show its default figure as well",
             pytrace=False,
         )
+
+
+# What a reader should never meet on a page: development notes and the traces of one machine.
+UNCLEAN_TEXT = {
+    "a machine path": re.compile(r"(?<![\w.~])/(?:tmp|work|root|home)/\S*"),
+    "a thread count": re.compile(r"\b\d+ threads?\b"),
+    "a dirty-checkout flag": re.compile(r"uncommitted changes|\+ changes\]|\bgit_dirty\b"),
+    "an output folder": re.compile(r"--out[ =]\S+"),
+    "development history": re.compile(
+        r"no longer keeps|goal ratio|the goal the\s+benchmark|GPU_NOTES|notes file|maxrss", re.I),
+    "a label run into its text": re.compile(r"\b(?:commands?|commits?|device|dates):[^\s]"),
+    "a cross-reference read as a word": re.compile(r"\bChapter (?:The|A|An)\b"),
+}
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_text_is_clean(visits, name):
+    text = visits(name).layout["text"]
+    problems = [
+        f"{what}: {' '.join(text[max(0, m.start() - 60):m.end() + 60].split())!r}"
+        for what, pattern in UNCLEAN_TEXT.items()
+        for m in pattern.finditer(text)
+    ]
+    fail_on(problems, f"{name} shows text a reader should not meet")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_equations_fit_their_column(visits, name):
+    fail_on(visits(name).layout["equations"], f"{name} has equations that do not fit")
+
+
+# A figure is legible if it is shown at no less than MIN_SHOWN of its natural width and its
+# smallest text (matplotlib's "small", 0.833 of font.size, at figure.dpi) is MIN_TEXT_PX tall.
+MIN_SHOWN = 0.8
+MIN_TEXT_PX = 9.0
+
+
+def _smallest_figure_text_px() -> float:
+    """The natural height in pixels of the smallest text the book's figures use."""
+    import matplotlib
+    from matplotlib.font_manager import font_scalings
+
+    rc = matplotlib.rcParams
+    return rc["font.size"] * font_scalings["small"] * rc["figure.dpi"] / 72
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_figures_are_legible(visits, name):
+    natural_text = _smallest_figure_text_px()
+    problems = []
+    for img in visits(name).images:
+        if not (img["inCellOutput"] and img["naturalWidth"] > 0 and img["shownWidth"] > 0):
+            continue
+        ratio = img["shownWidth"] / img["naturalWidth"]
+        if ratio < MIN_SHOWN or ratio * natural_text < MIN_TEXT_PX:
+            problems.append(
+                f"{img['src']} ({img['caption'][:60] or img['alt']!r}) is {img['naturalWidth']} px wide, "
+                f"shown at {img['shownWidth']:.0f} px ({ratio:.2f}): its smallest text is "
+                f"{ratio * natural_text:.1f} px tall at {VIEWPORT_WIDTH} px"
+            )
+    fail_on(problems, f"{name} has figures shown too small to read")
 
 
 def test_index_redirects_to_root(chromium, book_url):
