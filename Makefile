@@ -60,8 +60,11 @@ test-notebooks: $(STAMP)
 test-browser: $(HTML)
 	$(PY) -m pytest tests -m browser
 
+# The chapters in JupyterLab: jupyterlab-myst renders their MyST (requirements.txt); lab/ adds a
+# page_config.json that turns nbgrader's panels off, since a chapter is no assignment (a plain
+# `jupyter lab book/assignments` keeps them for making assignments).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab book/
+	JUPYTER_CONFIG_PATH="$(abspath lab)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab book/
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
