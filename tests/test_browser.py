@@ -788,3 +788,21 @@ def test_live_figure_redraws_on_page(chromium, book_url, name):
     finally:
         context.close()
     fail_on(problems + [f"uncaught exception: {e}" for e in errors], f"{name}: the live figure failed")
+
+
+def test_assignments_page_links_the_student_notebooks(chromium, book_url):
+    """The assignments page offers each student notebook for download, without its solutions."""
+    import urllib.request
+
+    names = sorted(p.name for p in (REPO / "book" / "assignments" / "source").glob("*/*.ipynb"))
+    v = visit(chromium, book_url + "book/assignments.html",
+              extract="() => [...document.querySelectorAll('a.download, a[download]')].map((a) => a.href)")
+    fail_on(v.load_problems, "the assignments page did not load cleanly")
+    links = {Path(urlsplit(href).path).name: href for href in v.extracted}
+    problems = [f"no download link to {name}" for name in names if name not in links]
+    for name in names:
+        if name in links:
+            text = urllib.request.urlopen(links[name], timeout=10).read().decode()
+            if "BEGIN SOLUTION" in text or "BEGIN HIDDEN TESTS" in text:
+                problems.append(f"{name} as linked still holds solutions or hidden tests")
+    fail_on(problems, "the assignments page does not offer the student notebooks")
