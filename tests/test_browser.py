@@ -344,7 +344,17 @@ _LAYOUT = r"""
   document.head.appendChild(style);
   const text = document.body.innerText;
   style.remove();
-  return {equations, text};
+  // Citations: the same visible label must not lead to two different bibliography entries.
+  const citations = {};
+  for (const a of document.querySelectorAll('.bd-article a[href*="#"]')) {
+    if (!a.closest('.bibtex-citation, span[id^="id"]') && !/references(\.html)?#/.test(a.getAttribute('href'))) continue;
+    const label = a.innerText.trim();
+    if (!/\d{4}/.test(label)) continue;
+    (citations[label] ||= new Set()).add(a.href.replace(/^.*#/, '#'));
+  }
+  const ambiguous = Object.entries(citations).filter(([, targets]) => targets.size > 1)
+    .map(([label, targets]) => `${label} -> ${[...targets].join(', ')}`);
+  return {equations, text, ambiguous};
 }
 """
 
@@ -567,6 +577,11 @@ def test_page_text_is_clean(visits, name):
         for m in pattern.finditer(text)
     ]
     fail_on(problems, f"{name} shows text a reader should not meet")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_citations_are_unambiguous(visits, name):
+    fail_on(visits(name).layout["ambiguous"], f"{name} cites different works under the same label")
 
 
 @pytest.mark.parametrize("name", PAGES)
