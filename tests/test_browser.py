@@ -156,8 +156,9 @@ def book_url():
     server.server_close()
 
 
-@pytest.fixture(scope="session")
-def chromium():
+def launch_chromium():
+    """Playwright's Chromium, started once per session by the ``chromium`` fixture of conftest.py
+    (one sync Playwright per process: test_jupyterlab.py drives the same browser)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

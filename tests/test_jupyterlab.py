@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM_ARGS, SCREENSHOTS, unavailable
+from test_browser import unavailable
 
 pytestmark = pytest.mark.browser
 
@@ -105,16 +104,8 @@ def lab_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def chapter_page(lab_url):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright package is missing: `pip install -r requirements.txt`")
-    binary = os.environ.get("FRBOOK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(binary).is_file():
-        unavailable("no Chromium: install it or set FRBOOK_CHROMIUM")
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=binary, args=CHROMIUM_ARGS)
+def chapter_page(lab_url, chromium):
+    browser = chromium
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     # Offline but for the server itself.
     context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(lab_url)
@@ -132,8 +123,6 @@ def chapter_page(lab_url):
     page.wait_for_timeout(3000)
     yield page
     context.close()
-    browser.close()
-    playwright.stop()
 
 
 def _notebook():
