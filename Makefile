@@ -51,16 +51,20 @@ test: test-unit test-notebooks test-browser
 test-unit: $(STAMP)
 	$(PY) -m pytest tests -m "not browser"
 
-# A chapter's hidden assert cells are its checks; --nbval-lax compares no outputs.
+# A chapter's hidden assert cells are its checks; --nbval-lax compares no outputs. The chapters
+# draw inline whatever MPLBACKEND says (their first cell selects the backend), as in the book.
 test-notebooks: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(CHAPTERS)
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider $(CHAPTERS)
 
 # The browser test reads the built book, so the book is brought up to date first.
 test-browser: $(HTML)
 	$(PY) -m pytest tests -m browser
 
+# The chapters in JupyterLab: jupyterlab-myst renders their MyST (requirements.txt); lab/ adds a
+# page_config.json that turns nbgrader's panels off, since a chapter is no assignment (a plain
+# `jupyter lab book/assignments` keeps them for making assignments).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab book/
+	JUPYTER_CONFIG_PATH="$(abspath lab)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab book/
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py

@@ -6,6 +6,7 @@ hidden asserts check the numbers, not this formatting.
 """
 from __future__ import annotations
 
+import re
 import textwrap
 
 from IPython.display import Markdown
@@ -23,9 +24,27 @@ def markdown_table(header: list, rows: list[list]) -> Markdown:
 
 def show(name: str, text: str, width: int = 78, indent: int = 9) -> None:
     """Print ``name:`` then ``text`` wrapped to ``width`` columns, continuation lines indented."""
-    label = f"{name + ':':{indent}s}" if len(name) + 1 < indent else f"{name}: "
+    label = f"{name}: ".ljust(indent)  # always a space after the colon
     print(textwrap.fill(text, width=width, initial_indent=label, subsequent_indent=" " * indent,
                         break_on_hyphens=False))
+
+
+# Where a run wrote its files and whether it printed progress are choices of the machine that
+# ran it, not of the experiment: a page leaves them out (and with them any machine path).
+_LOCAL_OPTIONS = re.compile(r"\s+--out(?:=|\s+)\S+|\s+--quiet\b")
+_THREADS = re.compile(r",\s*\d+\s+threads?\b")
+
+
+def public_command(command: str) -> str:
+    """A result file's command as a page shows it: what reproduces the run (config, ``--set``,
+    ``--only``, ``--folds`` ...), without ``--out FOLDER`` and ``--quiet``."""
+    return _LOCAL_OPTIONS.sub("", command).strip()
+
+
+def public_device(device: str) -> str:
+    """A result file's device as a page shows it: the CPU or GPU model, without the thread count
+    the run happened to use (it changes no result of a seeded run)."""
+    return _THREADS.sub("", device).strip()
 
 
 def mean_std(stats: dict, scale: float = 100, digits: int = 2) -> str:

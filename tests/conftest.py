@@ -12,3 +12,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium through Playwright, shared by the browser tests (test_browser.py,
+    test_jupyterlab.py): Playwright's sync API runs once per process."""
+    from test_browser import launch_chromium
+
+    yield from launch_chromium()

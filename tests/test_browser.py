@@ -78,6 +78,9 @@ OPTIONAL_EXTERNAL = [
     re.compile(r"/npm/@jupyter-widgets/"),
 ]
 
+# The width at which pages are read (the issue's "wide screen"), in CSS pixels.
+VIEWPORT_WIDTH = 1400
+
 # How long a page may take for its images, its mathematics or its search, in milliseconds.
 SETTLE_MS = 20_000
 
@@ -153,8 +156,9 @@ def book_url():
     server.server_close()
 
 
-@pytest.fixture(scope="session")
-def chromium():
+def launch_chromium():
+    """Playwright's Chromium, started once per session by the ``chromium`` fixture of conftest.py
+    (one sync Playwright per process: test_jupyterlab.py drives the same browser)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -198,6 +202,7 @@ class Visit:
     math: dict = field(default_factory=dict)
     error_outputs: list[str] = field(default_factory=list)
     widgets: int = 0
+    layout: dict = field(default_factory=dict)
     extracted: object = None
 
     @property
@@ -245,6 +250,7 @@ async (timeoutMs) => {
       src: img.getAttribute('src') || '',
       alt: img.getAttribute('alt'),
       naturalWidth: img.naturalWidth,
+      shownWidth: img.getBoundingClientRect().width,
       inContent: content.contains(img),
       inCellOutput: !!img.closest('div.cell_output'),
       caption: caption ? caption.innerText.trim() : '',
@@ -312,6 +318,48 @@ _OUTPUTS = r"""
 """
 
 
+# Display equations that do not fit: wider than their box (they scroll or are clipped), or
+# overlapping their equation number.
+_LAYOUT = r"""
+() => {
+  const equations = [];
+  for (const math of document.querySelectorAll('.bd-article div.math')) {
+    const jax = math.querySelector('mjx-container');
+    if (!jax) continue;
+    const label = (math.querySelector('.eqno')?.innerText || math.id || '').trim();
+    const box = jax.getBoundingClientRect(), column = math.getBoundingClientRect();
+    const inner = jax.firstElementChild?.getBoundingClientRect() || box;
+    if (jax.scrollWidth > jax.clientWidth + 1 || inner.width > column.width + 1 || box.right > column.right + 1) {
+      equations.push(`${label || 'an equation'} is ${Math.round(Math.max(inner.width, jax.scrollWidth))} px wide in a ${Math.round(column.width)} px column`);
+    }
+    const eqno = math.querySelector('.eqno');
+    if (eqno) {
+      const n = eqno.getBoundingClientRect();
+      if (n.width && n.left < inner.right - 1 && n.right > inner.left && n.top < inner.bottom && n.bottom > inner.top) {
+        equations.push(`${label}: the equation runs under its number`);
+      }
+    }
+  }
+  const style = document.createElement('style');
+  style.textContent = 'script, style { display: none !important; }';
+  document.head.appendChild(style);
+  const text = document.body.innerText;
+  style.remove();
+  // Citations: the same visible label must not lead to two different bibliography entries.
+  const citations = {};
+  for (const a of document.querySelectorAll('.bd-article a[href*="#"]')) {
+    if (!a.closest('.bibtex-citation, span[id^="id"]') && !/references(\.html)?#/.test(a.getAttribute('href'))) continue;
+    const label = a.innerText.trim();
+    if (!/\d{4}/.test(label)) continue;
+    (citations[label] ||= new Set()).add(a.href.replace(/^.*#/, '#'));
+  }
+  const ambiguous = Object.entries(citations).filter(([, targets]) => targets.size > 1)
+    .map(([label, targets]) => `${label} -> ${[...targets].join(', ')}`);
+  return {equations, text, ambiguous};
+}
+"""
+
+
 def _is_local(url: str, origin: str) -> bool:
     return url.startswith(origin) or urlsplit(url).scheme in ("data", "blob", "about")
 
@@ -334,7 +382,7 @@ def visit(
 
     origin = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
     record = Visit(url=url)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": VIEWPORT_WIDTH, "height": 900})
     context.add_init_script(_INIT_SCRIPT)
 
     def route(route):
@@ -392,6 +440,7 @@ def visit(
             except PlaywrightError:  # what is left untypeset, the math test reports
                 pass
         record.math = page.evaluate(_MATH)
+        record.layout = page.evaluate(_LAYOUT)
         outputs = page.evaluate(_OUTPUTS, STDERR_PROBLEM)
         record.error_outputs, record.widgets = outputs["found"], outputs["widgets"]
         if screenshot is not None:
@@ -507,6 +556,72 @@ def test_widget_pages_have_a_static_figure(visits, name):
         )
 
 
+# What a reader should never meet on a page: development notes and the traces of one machine.
+UNCLEAN_TEXT = {
+    "a machine path": re.compile(r"(?<![\w.~])/(?:tmp|work|root|home)/\S*"),
+    "a thread count": re.compile(r"\b\d+ threads?\b"),
+    "a dirty-checkout flag": re.compile(r"uncommitted changes|\+ changes\]|\bgit_dirty\b"),
+    "an output folder": re.compile(r"--out[ =]\S+"),
+    "development history": re.compile(
+        r"no longer keeps|goal ratio|the goal the\s+benchmark|GPU_NOTES|notes file|maxrss", re.I),
+    "a label run into its text": re.compile(r"\b(?:commands?|commits?|device|dates):[^\s]"),
+    "a cross-reference read as a word": re.compile(r"\bChapter (?:The|A|An)\b"),
+}
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_text_is_clean(visits, name):
+    text = visits(name).layout["text"]
+    problems = [
+        f"{what}: {' '.join(text[max(0, m.start() - 60):m.end() + 60].split())!r}"
+        for what, pattern in UNCLEAN_TEXT.items()
+        for m in pattern.finditer(text)
+    ]
+    fail_on(problems, f"{name} shows text a reader should not meet")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_citations_are_unambiguous(visits, name):
+    fail_on(visits(name).layout["ambiguous"], f"{name} cites different works under the same label")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_equations_fit_their_column(visits, name):
+    fail_on(visits(name).layout["equations"], f"{name} has equations that do not fit")
+
+
+# A figure is legible if it is shown at no less than MIN_SHOWN of its natural width and its
+# smallest text (matplotlib's "small", 0.833 of font.size, at figure.dpi) is MIN_TEXT_PX tall.
+MIN_SHOWN = 0.8
+MIN_TEXT_PX = 9.0
+
+
+def _smallest_figure_text_px() -> float:
+    """The natural height in pixels of the smallest text the book's figures use."""
+    import matplotlib
+    from matplotlib.font_manager import font_scalings
+
+    rc = matplotlib.rcParams
+    return rc["font.size"] * font_scalings["small"] * rc["figure.dpi"] / 72
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_figures_are_legible(visits, name):
+    natural_text = _smallest_figure_text_px()
+    problems = []
+    for img in visits(name).images:
+        if not (img["inCellOutput"] and img["naturalWidth"] > 0 and img["shownWidth"] > 0):
+            continue
+        ratio = img["shownWidth"] / img["naturalWidth"]
+        if ratio < MIN_SHOWN or ratio * natural_text < MIN_TEXT_PX:
+            problems.append(
+                f"{img['src']} ({img['caption'][:60] or img['alt']!r}) is {img['naturalWidth']} px wide, "
+                f"shown at {img['shownWidth']:.0f} px ({ratio:.2f}): its smallest text is "
+                f"{ratio * natural_text:.1f} px tall at {VIEWPORT_WIDTH} px"
+            )
+    fail_on(problems, f"{name} has figures shown too small to read")
+
+
 def test_index_redirects_to_root(chromium, book_url):
     v = visit(chromium, book_url + "index.html", expect_url=f"**/{ROOT_PAGE}.html")
     fail_on(v.load_problems, "index.html did not load cleanly")
@@ -542,3 +657,168 @@ def test_search_finds_arcface(chromium, book_url):
 #   a cell's tags become classes of its div.cell (tag_raises-exception, tag_hide-input, ...).
 # - A widget output is <script type="application/vnd.jupyter.widget-view+json">; it renders only
 #   where require.js and @jupyter-widgets/html-manager load, from a CDN.
+
+
+# ---------------------------------------------------------------------------------------------
+# Live figures (frbook.viz.live): they draw and redraw in the page itself, offline
+
+# Pages with live figures, and the slider each test moves there.
+LIVE_PAGES = {"book/ch03_margins": ("margin", "m"), "book/ch06_p2sgrad": ("gradient", "s")}
+
+_LIVE_READ = r"""
+(root) => ({
+  draws: Number(root.dataset.draws || 0),
+  state: JSON.parse(root.dataset.state || 'null'),
+  curves: [...root.querySelectorAll('path.fl-curve')].map((p) => ({
+    name: p.dataset.name, d: p.getAttribute('d'),
+    x: JSON.parse(p.dataset.x), y: JSON.parse(p.dataset.y)})),
+})
+"""
+
+_LIVE_MOVE = r"""
+([root, key]) => {
+  const input = root.querySelector(`input[name="${key}"]`);
+  if (!input) return false;
+  const span = Number(input.max) - Number(input.min);
+  input.value = String(Math.min(Number(input.max), Number(input.value) + span / 4));
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  return true;
+}
+"""
+
+
+def _expected_curve(kind: str, state: dict, name: str, x):
+    """What frbook.losses says a live figure's curve ``name`` holds at angles ``x``."""
+    import torch
+
+    from frbook import losses
+    from frbook.losses import gradients
+
+    theta = torch.tensor(x, dtype=torch.float64)
+    params = dict(state["params"])
+    loss = losses.get(state["loss"], **params)
+    if name == "target_logit":
+        return loss.target_logit(theta)
+    if name == "target_probability":
+        return gradients.target_probability(loss, theta, state["num_classes"])
+    raise AssertionError(f"no expected values for curve {name}")
+
+
+def exercise_live_figure(page, kind: str, key: str, screenshot_stem: str | None = None) -> list[str]:
+    """Move slider ``key`` of the page's first live figure; return what went wrong (empty if
+    nothing): it must have drawn, redrawn on the move, and drawn the library's values."""
+    problems = []
+    root = page.wait_for_selector(".frbook-live[data-draws]", timeout=SETTLE_MS)
+    root.scroll_into_view_if_needed()
+    curve = "target_logit" if kind == "margin" else "target_probability"
+    if screenshot_stem:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        root.screenshot(path=str(SCREENSHOTS / f"{screenshot_stem}-before.png"))
+    before = page.evaluate(_LIVE_READ, root)
+    if not page.evaluate(_LIVE_MOVE, [root, key]):
+        return [f"the live {kind} figure has no slider {key!r}"]
+    after = page.evaluate(_LIVE_READ, root)
+    if screenshot_stem:
+        root.screenshot(path=str(SCREENSHOTS / f"{screenshot_stem}-after.png"))
+    if after["draws"] <= before["draws"]:
+        problems.append(f"moving {key} did not redraw the {kind} figure")
+    drawn_before = {c["name"]: c for c in before["curves"]}
+    drawn = {c["name"]: c for c in after["curves"]}
+    if curve not in drawn:
+        return problems + [f"the {kind} figure draws no {curve} curve: {sorted(drawn)}"]
+    if drawn[curve]["d"] == drawn_before.get(curve, {}).get("d"):
+        problems.append(f"moving {key} left the {curve} curve as it was")
+    if before["state"]["params"][key] == after["state"]["params"][key]:
+        problems.append(f"moving {key} did not change the figure's {key}")
+    import math
+
+    values = drawn[curve]
+    picks = [i for i in range(0, len(values["x"]), max(1, len(values["x"]) // 7))]
+    x = [values["x"][i] for i in picks]
+    expected = _expected_curve(kind, after["state"], curve, x)
+    for i, want in zip(picks, expected.tolist()):
+        got = values["y"][i]
+        if got is None or not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"{curve} at theta={values['x'][i]:.4f}: drawn {got}, frbook.losses {want}")
+    return problems
+
+
+def _offline_page(browser, origin: str | None = None):
+    """A page in a fresh context that may reach nothing but ``origin`` (None: no host at all)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    blocked = []
+
+    def route(route):
+        url = route.request.url
+        if (origin and url.startswith(origin)) or urlsplit(url).scheme in ("data", "blob", "about", "file"):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", route)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return context, page, blocked, errors
+
+
+def test_live_figures_work_offline_standalone(chromium, tmp_path):
+    """The figures' own HTML (what a notebook output holds), with no book and no network."""
+    from frbook.viz import live
+
+    page_file = tmp_path / "live.html"
+    page_file.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'></head><body>"
+        + live.margin_figure("arcface").data
+        + live.gradient_figure("cosface", num_classes=1000).data
+        + "</body></html>"
+    )
+    context, page, blocked, errors = _offline_page(chromium)
+    try:
+        page.goto(page_file.as_uri())
+        problems = exercise_live_figure(page, "margin", "m", "live-standalone-margin")
+        figures = page.query_selector_all(".frbook-live")
+        if len(figures) != 2:
+            problems.append(f"{len(figures)} live figures drawn, not 2")
+        else:
+            page.evaluate("() => document.querySelector('.frbook-live').removeAttribute('data-draws')")
+            problems += exercise_live_figure(page, "gradient", "s", "live-standalone-gradient")
+    finally:
+        context.close()
+    fail_on(problems + [f"uncaught exception: {e}" for e in errors]
+            + [f"asked the network for {u}" for u in blocked], "the live figures failed")
+
+
+@pytest.mark.parametrize("name", sorted(LIVE_PAGES))
+def test_live_figure_redraws_on_page(chromium, book_url, name):
+    """On the built page, offline: a slider moves, the drawing changes, the values are the library's."""
+    kind, key = LIVE_PAGES[name]
+    if not (HTML_DIR / f"{name}.html").is_file():
+        pytest.fail(f"{name} was not built", pytrace=False)
+    origin = "{0.scheme}://{0.netloc}/".format(urlsplit(book_url))
+    context, page, blocked, errors = _offline_page(chromium, origin)
+    try:
+        page.goto(f"{book_url}{name}.html", wait_until="load")
+        problems = exercise_live_figure(page, kind, key, f"live-{Path(name).name}")
+    finally:
+        context.close()
+    fail_on(problems + [f"uncaught exception: {e}" for e in errors], f"{name}: the live figure failed")
+
+
+def test_assignments_page_links_the_student_notebooks(chromium, book_url):
+    """The assignments page offers each student notebook for download, without its solutions."""
+    import urllib.request
+
+    names = sorted(p.name for p in (REPO / "book" / "assignments" / "source").glob("*/*.ipynb"))
+    v = visit(chromium, book_url + "book/assignments.html",
+              extract="() => [...document.querySelectorAll('a.download, a[download]')].map((a) => a.href)")
+    fail_on(v.load_problems, "the assignments page did not load cleanly")
+    links = {Path(urlsplit(href).path).name: href for href in v.extracted}
+    problems = [f"no download link to {name}" for name in names if name not in links]
+    for name in names:
+        if name in links:
+            text = urllib.request.urlopen(links[name], timeout=10).read().decode()
+            if "BEGIN SOLUTION" in text or "BEGIN HIDDEN TESTS" in text:
+                problems.append(f"{name} as linked still holds solutions or hidden tests")
+    fail_on(problems, "the assignments page does not offer the student notebooks")
