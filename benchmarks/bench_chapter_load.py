@@ -5,9 +5,10 @@
 
 For each thread setting, the chapter is executed twice with nbclient: on the machine as it is
 ("quiet"), then with ``--load`` busy processes spinning beside it ("loaded"). The thread count
-reaches the kernel as OMP_NUM_THREADS and MKL_NUM_THREADS, which set torch's default (0 leaves
-them unset; a chapter that calls torch.set_num_threads itself keeps its own). Each run records its wall time and the 1-minute load average before and after; the
-result, with the machine's core count, goes to ``benchmarks/results/chapter_load.json``.
+replaces the chapter's own ``torch.set_num_threads(...)`` call (0 removes it, leaving torch's
+default of one thread per core) and reaches the kernel as OMP_NUM_THREADS and MKL_NUM_THREADS.
+Each run records its wall time and the 1-minute load average before and after; the result, with
+the machine's core count and the commit, goes to ``benchmarks/results/chapter_load.json``.
 
 A chapter that slows in proportion to the load takes about ``(1 + load / cores)`` times its quiet
 time; ``slowdown_over_proportional`` (loaded / quiet / that factor) says how far beyond it went.
@@ -21,9 +22,12 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 from pathlib import Path
+
+from frbook.provenance import benchmark_report, git_commit, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +35,16 @@ REPO = Path(__file__).resolve().parents[1]
 def _spin(stop):
     while not stop.is_set():
         sum(i * i for i in range(10_000))
+
+
+def with_threads(nb, threads: int):
+    """The chapter with its ``torch.set_num_threads(...)`` calls set to ``threads`` (0: removed)."""
+    call = re.compile(r"^(\s*)torch\.set_num_threads\([^)]*\)", re.M)
+    replacement = rf"\1torch.set_num_threads({threads})" if threads else r"\1pass  # torch's default threads"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = call.sub(replacement, cell.source)
+    return nb
 
 
 def execute(chapter: Path, threads: int) -> float:
@@ -46,7 +60,7 @@ def execute(chapter: Path, threads: int) -> float:
             os.environ.pop(k, None)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), saved.get("PYTHONPATH")]))
     try:
-        nb = nbformat.read(chapter, as_version=4)
+        nb = with_threads(nbformat.read(chapter, as_version=4), threads)
         start = time.perf_counter()
         nbclient.NotebookClient(nb, timeout=3600, kernel_name="python3",
                                 resources={"metadata": {"path": str(chapter.parent)}}).execute()
@@ -67,6 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--load", type=int, default=4, help="busy processes beside the loaded run")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "chapter_load.json")
     args = parser.parse_args(argv)
+    git_state = git_commit()  # before the run: it rewrites its own tracked result file
     if not args.chapter.is_file():
         parser.exit(2, f"bench_chapter_load.py: error: no chapter at {args.chapter}\n")
     cores = os.cpu_count() or 1
@@ -94,9 +109,13 @@ def main(argv=None) -> int:
         proportional = 1 + args.load / cores
         summary.append({"threads": threads or "default", "slowdown": round(loaded["seconds"] / quiet["seconds"], 2),
                         "slowdown_over_proportional": round(loaded["seconds"] / quiet["seconds"] / proportional, 2)})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"chapter": args.chapter.relative_to(REPO).as_posix() if args.chapter.is_relative_to(REPO) else args.chapter.name,
-                                    "cores": cores, "load": args.load, "runs": runs, "summary": summary}, indent=2))
+    chapter = args.chapter.resolve()
+    report = benchmark_report(
+        "benchmarks/bench_chapter_load.py", argv, "cpu",
+        "wall seconds to execute the chapter, quiet and beside busy processes, per torch thread count",
+        runs, git_state=git_state, cores=cores, load=args.load, summary=summary,
+        chapter=chapter.relative_to(REPO).as_posix() if chapter.is_relative_to(REPO) else chapter.name)
+    write_json_atomic(args.out, report)
     print(f"wrote {args.out}")
     return 0
 

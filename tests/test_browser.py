@@ -26,6 +26,9 @@ in a fresh browser context cut off from the network; the tests then judge what w
   ``raises-exception`` shows an error on purpose and is exempt.
 - ``test_widget_pages_have_a_static_figure``: a page with widget output also shows at least one
   loaded image in its cell outputs, since a static page cannot run the widget.
+- ``test_multi_panel_figures_stay_legible_on_a_narrow_screen``: at 400 px, a row-of-panels
+  figure is shown at no less than ``MIN_SHOWN`` of its size (it scrolls inside its box) and the
+  page does not scroll sideways.
 - ``test_index_redirects_to_root``: ``index.html`` loads cleanly and leads to the root page.
 - ``test_search_finds_arcface``: the built-in search lists at least one page for "ArcFace".
 
@@ -203,6 +206,7 @@ class Visit:
     error_outputs: list[str] = field(default_factory=list)
     widgets: int = 0
     layout: dict = field(default_factory=dict)
+    page_overflow: int = 0
     extracted: object = None
 
     @property
@@ -250,6 +254,7 @@ async (timeoutMs) => {
       src: img.getAttribute('src') || '',
       alt: img.getAttribute('alt'),
       naturalWidth: img.naturalWidth,
+      naturalHeight: img.naturalHeight,
       shownWidth: img.getBoundingClientRect().width,
       inContent: content.contains(img),
       inCellOutput: !!img.closest('div.cell_output'),
@@ -371,6 +376,7 @@ def visit(
     expect_url: str | None = None,
     ready: str | None = None,
     extract: str | None = None,
+    width: int = VIEWPORT_WIDTH,
 ) -> Visit:
     """Open ``url`` in a fresh context, let it settle, and record what the tests judge.
 
@@ -382,7 +388,7 @@ def visit(
 
     origin = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
     record = Visit(url=url)
-    context = browser.new_context(viewport={"width": VIEWPORT_WIDTH, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
     context.add_init_script(_INIT_SCRIPT)
 
     def route(route):
@@ -441,6 +447,8 @@ def visit(
                 pass
         record.math = page.evaluate(_MATH)
         record.layout = page.evaluate(_LAYOUT)
+        record.page_overflow = page.evaluate(
+            "() => document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth")
         outputs = page.evaluate(_OUTPUTS, STDERR_PROBLEM)
         record.error_outputs, record.widgets = outputs["found"], outputs["widgets"]
         if screenshot is not None:
@@ -620,6 +628,26 @@ def test_figures_are_legible(visits, name):
                 f"{ratio * natural_text:.1f} px tall at {VIEWPORT_WIDTH} px"
             )
     fail_on(problems, f"{name} has figures shown too small to read")
+
+
+# On a phone-sized screen a multi-panel figure (a row of panels, as frbook.js judges it: wider
+# than 2.2 times its height) keeps MIN_SHOWN of its size and scrolls inside its own box; the page
+# itself never scrolls sideways.
+NARROW_WIDTH = 400
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_multi_panel_figures_stay_legible_on_a_narrow_screen(chromium, book_url, name):
+    v = visit(chromium, f"{book_url}{name}.html", SCREENSHOTS / f"narrow-{Path(name).name}.png", width=NARROW_WIDTH)
+    problems = [f"the page scrolls sideways by {v.page_overflow} px at {NARROW_WIDTH} px"] if v.page_overflow > 1 else []
+    for img in v.images:
+        if not (img["inCellOutput"] and img["naturalWidth"] > 2.2 * img["naturalHeight"] > 0):
+            continue
+        ratio = img["shownWidth"] / img["naturalWidth"]
+        if ratio < MIN_SHOWN - 0.01:
+            problems.append(f"{img['src']} ({img['caption'][:60] or img['alt']!r}) is shown at {ratio:.2f} "
+                            f"of its {img['naturalWidth']} px at {NARROW_WIDTH} px")
+    fail_on(problems, f"{name} at {NARROW_WIDTH} px")
 
 
 def test_index_redirects_to_root(chromium, book_url):
