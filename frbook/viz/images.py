@@ -56,3 +56,49 @@ def image_grid(images, nrow: int, titles: Sequence[str] | None = None, ax=None) 
             ax.text(x, y, str(title), ha="center", va="bottom", fontsize=7)
     ax.set_axis_off()
     return fig
+
+
+def alignment_figure(frames, detections, crop: int, centre_crops, aligned, titles: Sequence[str]) -> Figure:
+    """Centre crop against alignment, one column per face: the whole frame with the detected box,
+    the five landmarks and the centre-crop square (top), what a centre crop gives (middle), and
+    the face warped onto the five-point template (bottom).
+
+    ``frames``: (C, H, W) ``uint8`` images; ``detections``: ``(box, score, points)`` per frame, as
+    :meth:`frbook.data.align.MTCNNDetector.detect` returns them (``None`` where no face was
+    found); ``centre_crops`` and ``aligned``: (C, h, w) ``uint8`` images at the size a model sees.
+    """
+    from matplotlib.patches import Rectangle
+
+    n = len(frames)
+    if not n or not (len(detections) == len(centre_crops) == len(aligned) == len(titles) == n):
+        raise ValueError(f"one detection, centre crop, aligned face and title per frame: {n} frames, "
+                         f"{len(detections)}, {len(centre_crops)}, {len(aligned)}, {len(titles)}")
+
+    def show(ax, image):
+        image = torch.as_tensor(image)
+        if image.shape[0] == 1:
+            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(image.permute(1, 2, 0).numpy())
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    fig, axes = plt.subplots(3, n, figsize=(2.2 * n, 7.0), squeeze=False)
+    for k in range(n):
+        top = axes[0, k]
+        show(top, frames[k])
+        h, w = frames[k].shape[-2:]
+        top.add_patch(Rectangle(((w - crop) / 2 - 0.5, (h - crop) / 2 - 0.5), crop, crop, fill=False,
+                                edgecolor="yellow", linestyle="--", linewidth=1))
+        if detections[k] is not None:
+            box, _, points = detections[k]
+            top.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
+                                    edgecolor="tab:cyan", linewidth=1))
+            top.plot(points[:, 0], points[:, 1], "o", color="tab:red", markersize=3)
+        top.set_title(titles[k], fontsize=10)
+        show(axes[1, k], centre_crops[k])
+        show(axes[2, k], aligned[k])
+    for row, label in enumerate(("frame, box, landmarks", "centre crop", "aligned")):
+        axes[row, 0].set_ylabel(label)
+    fig.tight_layout()
+    return fig
