@@ -233,3 +233,14 @@ def test_the_fingerprint_of_configs_without_ageing_is_unchanged():
     assert protocol_hash(plain) == protocol_hash(explicit)
     assert protocol_hash(plain) != protocol_hash(load_config(raw={**TINY, "data": {**TINY["data"], "cross_age_gap": None}}))
     assert protocol_hash(tiny()) != protocol_hash(tiny(cross_age_gap=0.6))
+
+
+def test_preview_shows_ageing_and_names_a_bad_age(tmp_path, capsys):
+    from frbook.__main__ import main
+
+    out = tmp_path / "ageing.png"
+    assert main(["preview", "--age", "1", "--identities", "2", "--images", "3", "--size", "16", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit) as stop:
+        main(["preview", "--age", "2", "--out", str(tmp_path / "x.png")])
+    assert stop.value.code == 2 and "age must be a number in [0, 1]" in capsys.readouterr().err
