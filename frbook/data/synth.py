@@ -5,7 +5,7 @@ identities as an experiment wants, and keeps test identities truly unseen. So we
 
 The generative model
 --------------------
-Every image is a function of three things::
+Every image is a function of three things (and, when ageing is asked for, its age)::
 
     image = sensor( light( pose( paint(identity, expression) ) ) )
 
@@ -39,10 +39,10 @@ How it is rendered
 A whole batch is painted at once with tensor operations; there is no loop over images.
 
 1. ``paint``: in a canonical, upright face frame, soft-edged shapes are composited back to front
-   (the painter's algorithm): background, hair, neck, ears, face, beard, nose, mouth, eyes, brows,
-   glasses, fringe. The face is left-right symmetric in its own frame, so only the left half is
-   painted and then mirrored; the fringe, which may have a side parting, is painted last over
-   both halves. Every shape is a level set written as a *column term plus a row term*
+   (the painter's algorithm): background, hair, neck, ears, face, wrinkles (aged faces only),
+   beard, nose, mouth, eyes, brows, glasses, fringe. The face is left-right symmetric in its own
+   frame, so only the left half is painted and then mirrored; the fringe, which may have a side
+   parting, is painted last over both halves. Every shape is a level set written as a *column term plus a row term*
    (an ellipse is ``x^2 + y^2``), so its mask costs one full-size addition, and each part is
    computed only on the rows and columns where it can appear.
 2. ``pose``: one bilinear resampling (``grid_sample``) applies rotation, scale, translation and
