@@ -231,7 +231,8 @@ def test_the_fingerprint_of_configs_without_ageing_is_unchanged():
                                               if k not in ("age", "cross_age_gap")}})
     explicit = load_config(raw={**TINY, "data": {**TINY["data"], "age": 0, "cross_age_gap": None}})
     assert protocol_hash(plain) == protocol_hash(explicit)
-    assert protocol_hash(plain) != protocol_hash(load_config(raw={**TINY, "data": {**TINY["data"], "cross_age_gap": None}}))
+    aged = load_config(raw={**TINY, "data": {**TINY["data"], "cross_age_gap": None}})  # age 1, ordinary pairs
+    assert protocol_hash(plain) != protocol_hash(aged)
     assert protocol_hash(tiny()) != protocol_hash(tiny(cross_age_gap=0.6))
 
 
