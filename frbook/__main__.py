@@ -33,13 +33,20 @@ def _preview(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    import torch
+
     from frbook.data import SynthFaces
     from frbook.viz.images import image_grid
 
     faces = SynthFaces(identities=args.identities, images_per_identity=args.images, size=args.size,
-                       channels=args.channels, difficulty=args.difficulty, seed=args.seed)
-    fig = image_grid(faces.images(), nrow=args.images)
-    fig.suptitle(f"SynthFaces: {args.identities} identities (rows), difficulty {args.difficulty}, seed {args.seed}")
+                       channels=args.channels, difficulty=args.difficulty, seed=args.seed, age=args.age)
+    # Each row young to old (with --age 0 every age is 0 and the order is the images' own).
+    order = faces.ages().view(args.identities, args.images).argsort(dim=1, stable=True)
+    order = (order + args.images * torch.arange(args.identities).view(-1, 1)).flatten()
+    fig = image_grid(faces.images(order), nrow=args.images)
+    ages = f", ages in [0, {args.age}] (young to old)" if args.age else ""
+    fig.suptitle(f"SynthFaces: {args.identities} identities (rows), difficulty {args.difficulty}{ages}, "
+                 f"seed {args.seed}")
     from pathlib import Path
 
     out = Path(args.out)
@@ -281,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default: %(default)s)")
     p.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1 grey, 3 colour (default: %(default)s)")
     p.add_argument("--difficulty", type=float, default=0.5, help="nuisance strength in [0, 1] (default: %(default)s)")
+    p.add_argument("--age", type=float, default=0.0, help="ageing: ages drawn from [0, AGE], AGE in [0, 1]; each row "
+                   "is shown young to old (default: %(default)s, no ageing)")
     p.add_argument("--seed", type=int, default=0, help="data seed (default: %(default)s)")
     p.add_argument("--dpi", type=int, default=100, help="resolution of the PNG (default: %(default)s)")
     p.set_defaults(run=_preview)

@@ -5,7 +5,7 @@ identities as an experiment wants, and keeps test identities truly unseen. So we
 
 The generative model
 --------------------
-Every image is a function of three things::
+Every image is a function of three things (and, when ageing is asked for, its age)::
 
     image = sensor( light( pose( paint(identity, expression) ) ) )
 
@@ -17,8 +17,15 @@ Every image is a function of three things::
   face, scale, position), background, lighting (gain, offset, a directional gradient, white
   balance), an occluding rectangle, blur and sensor noise. ``difficulty`` in [0, 1] scales every
   nuisance: 0 gives the canonical portrait of each identity, 1 gives hard images.
+* The **age** of an image, also from ``(seed, identity, image index)``: drawn uniformly from
+  ``[0, age]``, where the knob ``age`` in [0, 1] says how far ageing spans (0, the default: every
+  image young, exactly as before ageing existed; 1: from young to old). Ageing keeps the identity
+  vector and changes how it is painted: the hair, brows and beard grey, the hairline recedes,
+  the face widens and its jaw softens, eyes narrow, lips thin, nose and ears grow, and wrinkles
+  appear (forehead lines, crow's feet, lines under the eyes and from nose to mouth). It is the
+  nuisance that age-invariant face recognition is about (cross-age verification).
 
-Both vectors come from a counter-based hash of the integers ``(seed, identity, index)``, not from
+These come from a counter-based hash of the integers ``(seed, identity, index)``, not from
 a stateful random generator. An image is therefore the same whether it is rendered alone or in a
 batch, on a CPU or a GPU (up to float rounding), first or last.
 
@@ -32,10 +39,10 @@ How it is rendered
 A whole batch is painted at once with tensor operations; there is no loop over images.
 
 1. ``paint``: in a canonical, upright face frame, soft-edged shapes are composited back to front
-   (the painter's algorithm): background, hair, neck, ears, face, beard, nose, mouth, eyes, brows,
-   glasses, fringe. The face is left-right symmetric in its own frame, so only the left half is
-   painted and then mirrored; the fringe, which may have a side parting, is painted last over
-   both halves. Every shape is a level set written as a *column term plus a row term*
+   (the painter's algorithm): background, hair, neck, ears, face, wrinkles (aged faces only),
+   beard, nose, mouth, eyes, brows, glasses, fringe. The face is left-right symmetric in its own
+   frame, so only the left half is painted and then mirrored; the fringe, which may have a side
+   parting, is painted last over both halves. Every shape is a level set written as a *column term plus a row term*
    (an ellipse is ``x^2 + y^2``), so its mask costs one full-size addition, and each part is
    computed only on the rows and columns where it can appear.
 2. ``pose``: one bilinear resampling (``grid_sample``) applies rotation, scale, translation and
@@ -66,6 +73,7 @@ __all__ = [
     "SynthLoader",
     "identity_splits",
     "identity_vector",
+    "image_ages",
     "nuisance_vector",
     "render_faces",
 ]
@@ -77,6 +85,7 @@ __all__ = [
 _MASK32 = 0xFFFFFFFF
 _IDENTITY_STREAM = 1
 _NUISANCE_STREAM = 2
+_AGE_STREAM = 3  # its own stream: drawing ages leaves every identity and nuisance draw unchanged
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -325,6 +334,81 @@ def nuisance_vector(identity_ids, image_indices, seed: int = 0,
 
 
 # --------------------------------------------------------------------------------------------
+# Age: an identity-preserving change of how the identity is painted
+# --------------------------------------------------------------------------------------------
+
+# How much each trait changes at age 1 (relative changes unless noted); at age a, a times this.
+AGEING_AT_AGE_1 = {
+    "greying": 1.0,          # share of the way the hair colour moves to _GREY (at a ** 1.5: late)
+    "hairline": 0.08,        # canonical units the hairline recedes
+    "hair_volume": -0.3,
+    "face_width": 0.05,      # cheeks fill out
+    "face_height": 0.03,
+    "jaw": -0.4,             # the jaw line softens (jowls)
+    "eye_height": -0.2,      # lids droop
+    "brow_thickness": -0.35,
+    "lips": -0.35,
+    "nose_width": 0.12,      # noses and ears keep growing
+    "ear_height": 0.12,
+    "wrinkles": 0.8,         # opacity of the wrinkle lines
+}
+_GREY = (0.80, 0.80, 0.78)
+
+
+def _check_age(age) -> None:
+    if not isinstance(age, numbers.Real) or isinstance(age, bool) or not math.isfinite(age) \
+            or not 0.0 <= float(age) <= 1.0:
+        raise ValueError(f"age must be a number in [0, 1] (how far ageing spans: 0 = no ageing, "
+                         f"1 = from young to old), got {age!r}")
+
+
+def image_ages(identity_ids, image_indices, seed: int = 0, age: float = 0.0) -> torch.Tensor:
+    """The age of each image in [0, ``age``], float32 of shape (N,): drawn uniformly, as a
+    function of ``(seed, identity, image index)`` only, so one identity is seen at many ages."""
+    ids = _as_index_tensor(identity_ids, "identity_ids")
+    idx = _as_index_tensor(image_indices, "image_indices")
+    if ids.shape != idx.shape:
+        raise ValueError(f"identity_ids and image_indices must have the same length, got "
+                         f"{ids.numel()} and {idx.numel()}")
+    seed = _check_seed(seed)
+    _check_age(age)
+    return float(age) * _hash_uniform([seed, _AGE_STREAM, ids, idx], 1)[:, 0]
+
+
+def _check_ages(ages, n: int) -> torch.Tensor:
+    """Explicit per-image ages: N finite numbers in [0, 1], as a float32 CPU tensor."""
+    ages = torch.as_tensor(ages, dtype=torch.float32).reshape(-1).cpu()
+    if ages.numel() == 1 and n != 1:
+        ages = ages.expand(n)
+    if ages.numel() != n:
+        raise ValueError(f"ages must hold one age per image ({n}), got {ages.numel()}")
+    if not torch.isfinite(ages).all() or (ages < 0).any() or (ages > 1).any():
+        raise ValueError("ages must be numbers in [0, 1] (0 = young, 1 = old)")
+    return ages
+
+
+def _age(p: dict[str, torch.Tensor], a: torch.Tensor) -> None:
+    """Age the traits of ``p`` (identity plus nuisance, shapes (N,) and (N, 3)) to ages ``a``.
+
+    Every change is a function of the identity's own traits and the age, so an old face is the
+    same person's young face, changed the way faces change. At ``a = 0`` nothing changes (each
+    trait is multiplied by 1 or moved by 0) except that the wrinkles get opacity 0.
+    """
+    m = AGEING_AT_AGE_1
+    grey = (m["greying"] * a.pow(1.5))[:, None]  # hair greys late, then quickly
+    target = torch.tensor(_GREY)
+    p["hair"] = torch.lerp(p["hair"], target.expand_as(p["hair"]), grey)
+    p["brow"] = torch.lerp(p["brow"], (0.75 * target).expand_as(p["brow"]), 0.8 * grey)
+    p["hairline"] = p["hairline"] - m["hairline"] * a
+    for name in ("hair_volume", "face_width", "face_height", "jaw", "eye_height", "brow_thickness",
+                 "nose_width", "ear_height"):
+        p[name] = p[name] * (1 + m[name] * a)
+    for name in ("upper_lip", "lower_lip"):
+        p[name] = p[name] * (1 + m["lips"] * a)
+    p["wrinkles"] = m["wrinkles"] * a
+
+
+# --------------------------------------------------------------------------------------------
 # Painting: soft masks composited back to front
 # --------------------------------------------------------------------------------------------
 
@@ -458,6 +542,47 @@ def _paint_face(canvas, g, p) -> torch.Tensor:
     return mask
 
 
+def _paint_wrinkles(canvas, g, p):
+    """Wrinkles, placed by the identity's own features, with opacity ``p["wrinkles"]``: three
+    forehead lines above the brows, crow's feet fanning out of the outer eye corner, a line under
+    each eye, and the fold from the nose to the mouth corner. Lines are at least about one pixel
+    wide, so that ageing stays visible in small images."""
+    colour, alpha = p["wrinkle"], p["wrinkles"]
+    width = 0.004 + 0.35 / g.px  # half width of a line
+    brow_top = (p["eye_v"] - p["eye_height"] - p["brow_gap"] - p["brow_raise"] - p["brow_arch"]
+                - 2 * p["brow_thickness"])
+    rows, v = g.rows(-0.55, 0.05)
+    cols, au = g.left_columns(0.4)
+    t = au / (0.5 * p["face_width"])
+    for k in range(3):  # forehead lines: level in the middle, bending down to the temples
+        centre = brow_top - 0.04 - 0.05 * k + 0.05 * t * t
+        _paint(canvas[:, :, rows, cols], _band(au, v, centre, width * (1 - t.pow(4)), g.px,
+                                               limit=alpha), colour)
+    rows, v = g.rows(-0.16, 0.26)
+    cols, au = g.left_columns(0.55)
+    corner = p["eye_dx"] + p["eye_width"]
+    t = (au - corner - 0.045) / 0.03  # each crow's foot runs from 0.015 to 0.075 past the corner
+    inside_face = _step(0.97 * p["face_width"] - au, g.px) * alpha
+    for slope in (-0.5, 0.0, 0.5):
+        centre = p["eye_v"] + slope * (au - corner)
+        _paint(canvas[:, :, rows, cols], _band(au, v, centre, width * (1 - t.pow(4)), g.px,
+                                               limit=inside_face), colour)
+    t = (au - p["eye_dx"]) / (0.9 * p["eye_width"])  # under the eye: a short arc
+    centre = p["eye_v"] + 0.7 * p["eye_height"] + 0.035 + 0.02 * t * t
+    _paint(canvas[:, :, rows, cols], _band(au, v, centre, width * (1 - t.pow(4)), g.px, limit=alpha),
+           colour)
+    # The nasolabial fold runs steeply down, so the stroke is measured across the columns: its
+    # centre is a column position for each row (a row profile), bowed outwards.
+    top, bottom = p["nose_v"] - 0.02, p["mouth_v"] + 0.04
+    rows, v = g.rows(-0.05, 0.6)
+    cols, au = g.left_columns(0.35)
+    s = (v - top) / (bottom - top)
+    start, end = p["nose_width"] + 0.03, p["mouth_width"] + 0.03
+    centre = start + (end - start) * s + 0.06 * s * (1 - s)
+    half = width * (1 - (2 * s - 1).pow(4))
+    _paint(canvas[:, :, rows, cols], _band(v, au, centre, half, g.px, limit=alpha), colour)
+
+
 def _paint_beard(canvas, g, p, face):
     """A beard covers the face below a line between nose and mouth that rises towards the ears
     (the sideburns); a moustache sits above the upper lip. Everyone gets both, with an opacity
@@ -580,6 +705,8 @@ def _paint_canonical(p: dict[str, torch.Tensor], g: _Canvas, channels: int) -> t
     _paint_neck(left, g, p)
     _paint_ears(left, g, p)
     face = _paint_face(left, g, p)
+    if "wrinkles" in p:  # aged images only: young ones are painted exactly as before ageing existed
+        _paint_wrinkles(left, g, p)
     _paint_beard(left, g, p, face)
     _paint_nose(left, g, p)
     _paint_mouth(left, g, p)
@@ -697,13 +824,17 @@ def _noise_bank(seed: int, size: int, channels: int, device: torch.device) -> to
 # --------------------------------------------------------------------------------------------
 
 
-def _image_parameters(identity_ids, image_indices, seed, difficulty, channels, device):
+def _image_parameters(identity_ids, image_indices, seed, difficulty, channels, device, ages=None):
     """Identity traits plus nuisance, broadcast-ready on ``device``: scalars (N, 1, 1), colours
-    (N, C, 1, 1). Everything is computed on the CPU, so all devices see the same numbers."""
+    (N, C, 1, 1). Everything is computed on the CPU, so all devices see the same numbers.
+    ``ages`` (N,) ages the traits; None leaves them, and the painting, as they were before
+    ageing existed."""
     p = identity_vector(identity_ids, seed)
     n = nuisance_vector(identity_ids, image_indices, seed, difficulty)
     p["smile"] = p.pop("resting_smile") + n.pop("smile")
     p.update(n)
+    if ages is not None:
+        _age(p, ages)
     skin = p["skin"]
     p["neck"] = skin * 0.85  # in the shadow of the chin
     p["ear"] = skin * 0.93
@@ -717,6 +848,8 @@ def _image_parameters(identity_ids, image_indices, seed, difficulty, channels, d
     for name in ("skin", "hair", "brow", "iris", "lips", "glasses", "background", "neck", "ear",
                  "nostril", "shadow", "mouth_inside", "eye_white", "pupil"):
         p[name] = p[name] * white_balance
+    if "wrinkles" in p:
+        p["wrinkle"] = p["skin"] * 0.7  # a shadow in the skin (already white-balanced)
     luma = torch.tensor(_LUMA)
     out = {}
     for name, value in p.items():
@@ -747,24 +880,33 @@ def _chunk_size(size: int, channels: int, device: torch.device) -> int:
 
 
 def render_faces(identity_ids, image_indices, *, size: int = 64, channels: int = 1,
-                 difficulty: float = 0.5, seed: int = 0, device="cpu") -> torch.Tensor:
+                 difficulty: float = 0.5, seed: int = 0, device="cpu", age: float = 0.0,
+                 ages=None) -> torch.Tensor:
     """Render image ``image_indices[i]`` of identity ``identity_ids[i]`` for every ``i``.
 
     Returns float32 images in [0, 1] of shape (N, C, size, size) on ``device``. The result for
     each image depends only on its own (seed, identity, index) and the rendering settings.
+    ``age`` in [0, 1] spans the ages drawn (:func:`image_ages`); ``ages``, N numbers (or one)
+    in [0, 1], sets each image's age instead (to show one face growing old). With ``age=0`` and
+    no ``ages`` (the default), no image is aged: they are the images rendered before ageing existed.
     """
     device = torch.device(device)
     _check_size_channels_difficulty(size, channels, difficulty)
+    _check_age(age)
     seed = _check_seed(seed)
     ids = _as_index_tensor(identity_ids, "identity_ids")
     idx = _as_index_tensor(image_indices, "image_indices")
     if ids.shape != idx.shape:
         raise ValueError(f"identity_ids and image_indices must have the same length, got "
                          f"{ids.numel()} and {idx.numel()}")
+    if ages is not None:
+        ages = _check_ages(ages, ids.numel())
+    elif age > 0:
+        ages = image_ages(ids, idx, seed, age)
     out = torch.empty(ids.numel(), channels, size, size, device=device)
     if ids.numel() == 0:
         return out
-    params = _image_parameters(ids, idx, seed, difficulty, channels, device)
+    params = _image_parameters(ids, idx, seed, difficulty, channels, device, ages)
     g = _Canvas(size, device)
     bank = _noise_bank(seed, size, channels, device)
     radius = _blur_radius(size, difficulty)
@@ -841,13 +983,18 @@ class SynthFaces(torch.utils.data.Dataset):
         seed: selects the population of faces; identity ``k`` under one seed is unrelated to
             identity ``k`` under another.
         device: where images are rendered and returned.
+        age: in [0, 1], how far ageing spans: each image's age is drawn uniformly from
+            ``[0, age]`` (:meth:`ages`) and the face painted that old, identity kept (greying
+            hair, receding hairline, wider face, softer jaw, narrower eyes, thinner lips and
+            brows, wrinkles). 0 (the default): no ageing, the images of before ageing existed.
 
     Labels are ``0 .. num_classes - 1``, positions in ``self.identities``. Nothing is stored:
     every access renders, deterministically, from (seed, identity, image index).
     """
 
     def __init__(self, identities=100, images_per_identity: int = 20, size: int = 64,
-                 channels: int = 1, difficulty: float = 0.5, seed: int = 0, device="cpu"):
+                 channels: int = 1, difficulty: float = 0.5, seed: int = 0, device="cpu",
+                 age: float = 0.0):
         if _is_int(identities):
             if identities < 1:
                 raise ValueError(f"identities must be a positive count or a sequence of "
@@ -863,12 +1010,14 @@ class SynthFaces(torch.utils.data.Dataset):
             raise ValueError(f"images_per_identity must be an integer >= 1, got "
                              f"{images_per_identity!r}")
         _check_size_channels_difficulty(size, channels, difficulty)
+        _check_age(age)
         self.seed = _check_seed(seed)
         self._ids = ids
         self.images_per_identity = int(images_per_identity)
         self.size = int(size)
         self.channels = int(channels)
         self.difficulty = float(difficulty)
+        self.age = float(age)
         self.device = torch.device(device)
 
     # -- what the data set holds --------------------------------------------------------------
@@ -893,14 +1042,24 @@ class SynthFaces(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (f"SynthFaces(identities={self.num_classes}, images_per_identity="
                 f"{self.images_per_identity}, size={self.size}, channels={self.channels}, "
-                f"difficulty={self.difficulty}, seed={self.seed}, device='{self.device}')")
+                f"difficulty={self.difficulty}, seed={self.seed}, device='{self.device}'"
+                + (f", age={self.age})" if self.age else ")"))
 
     # -- rendering ----------------------------------------------------------------------------
 
     def render(self, identity_ids, image_indices) -> torch.Tensor:
         """Render by *global* identity id and image index: (N, C, H, W) on ``self.device``."""
         return render_faces(identity_ids, image_indices, size=self.size, channels=self.channels,
-                            difficulty=self.difficulty, seed=self.seed, device=self.device)
+                            difficulty=self.difficulty, seed=self.seed, device=self.device,
+                            age=self.age)
+
+    def ages(self, items=None) -> torch.Tensor:
+        """The age in [0, ``self.age``] of every item (or of the given item indices): float32, CPU.
+        Cross-age verification pairs are chosen by it."""
+        if items is None:
+            items = torch.arange(len(self))
+        ids, idx, _ = self._items(items)
+        return image_ages(ids, idx, self.seed, self.age)
 
     def _items(self, items) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Item indices -> (global identity ids, image indices, labels), with bounds checks."""
@@ -997,7 +1156,7 @@ def identity_splits(num_train: int, num_val: int, num_test: int, seed: int = 0,
                     **kwargs) -> tuple[SynthFaces, SynthFaces, SynthFaces]:
     """Three identity-disjoint SynthFaces: ids ``0..num_train-1``, then the next ``num_val``,
     then the next ``num_test``. Keyword arguments go to every SynthFaces (images_per_identity,
-    size, channels, difficulty, device). Validation and test identities are never seen in
+    size, channels, difficulty, device, age). Validation and test identities are never seen in
     training, which is what open-set face verification needs."""
     counts = {"num_train": num_train, "num_val": num_val, "num_test": num_test}
     for name, count in counts.items():

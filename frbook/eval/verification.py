@@ -22,6 +22,7 @@ threshold ``t`` is the cosine threshold ``1 - t / 2``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ from sklearn.metrics import roc_curve as _sk_roc_curve
 __all__ = [
     "as_numpy",
     "make_pairs",
+    "cross_age_pairs",
     "cosine_scores",
     "squared_distance",
     "KFoldResult",
@@ -214,8 +216,13 @@ def make_pairs(labels, num_pairs: int | None = None, seed: int = 0):
     pick = rng.permutation(gi.size)[:n_gen]
     gi, gj = gi[pick], gj[pick]
     ii, ij = _impostor_pairs(codes, n_imp, rng)
+    return _interleave(gi, gj, ii, ij)
 
-    # Interleave: genuine at even positions, impostor at odd ones, the surplus at the end.
+
+def _interleave(gi, gj, ii, ij):
+    """Genuine pairs at even positions, impostor ones at odd positions, the surplus at the end:
+    every contiguous fold then holds (almost exactly) half of each."""
+    n_gen, n_imp = gi.size, ii.size
     m = min(n_gen, n_imp)
     i = np.concatenate([np.stack([gi[:m], ii[:m]], 1).ravel(), gi[m:], ii[m:]])
     j = np.concatenate([np.stack([gj[:m], ij[:m]], 1).ravel(), gj[m:], ij[m:]])
@@ -223,6 +230,58 @@ def make_pairs(labels, num_pairs: int | None = None, seed: int = 0):
         [np.tile([True, False], m), np.ones(n_gen - m, bool), np.zeros(n_imp - m, bool)]
     )
     return i.astype(np.int64), j.astype(np.int64), issame
+
+
+def cross_age_pairs(labels, ages, min_gap: float, num_pairs: int | None = None, seed: int = 0):
+    """Balanced verification pairs whose two faces differ in age by at least ``min_gap``.
+
+    Cross-age verification (as AgeDB's protocols, where the two faces of a pair are years apart):
+    genuine pairs are one identity young and old, and impostor pairs obey the same age gap, so
+    the age difference alone cannot tell them apart. Like :func:`make_pairs`: by default as many
+    impostor as genuine pairs (all the genuine pairs the gap allows); with ``num_pairs``, half
+    genuine, the rest impostor, drawn at random; interleaved genuine, impostor, ... for the
+    contiguous folds of :func:`kfold_accuracy`; ``i < j``. Every pair of faces is listed, so
+    this is for test sets of a few thousand faces.
+
+    Returns ``(i, j, issame)``: two int64 index arrays and a bool array.
+    """
+    labels = _labels(labels)
+    ages = as_numpy(ages, "ages").astype(np.float64).ravel()
+    if ages.size != labels.size:
+        raise ValueError(f"need one age per face: {labels.size} labels, {ages.size} ages")
+    if not np.isfinite(ages).all():
+        raise ValueError("ages must be finite numbers")
+    if not (isinstance(min_gap, (int, float)) and math.isfinite(min_gap) and min_gap >= 0):
+        raise ValueError(f"min_gap must be a finite number >= 0; got {min_gap!r}")
+    n = labels.size
+    if n * (n - 1) // 2 > _MAX_ENUMERATED_PAIRS:
+        raise ValueError(f"{n} faces have too many pairs to list ({n * (n - 1) // 2}, at most "
+                         f"{_MAX_ENUMERATED_PAIRS}); pass a subset of the faces")
+    a, b = np.triu_indices(n, k=1)
+    far_apart = np.abs(ages[a] - ages[b]) >= min_gap
+    same = labels[a] == labels[b]
+    genuine, impostor = np.flatnonzero(far_apart & same), np.flatnonzero(far_apart & ~same)
+    if genuine.size == 0 or impostor.size == 0:
+        raise ValueError(f"no {'genuine' if genuine.size == 0 else 'impostor'} pairs with an age gap of at "
+                         f"least {min_gap}: lower the gap, or give more faces per identity or a wider "
+                         "range of ages")
+    if num_pairs is None:
+        n_gen = n_imp = min(genuine.size, impostor.size)
+    else:
+        if int(num_pairs) != num_pairs or num_pairs < 2:
+            raise ValueError(f"num_pairs must be an integer >= 2; got {num_pairs}")
+        n_gen = int(num_pairs) // 2
+        n_imp = int(num_pairs) - n_gen
+        if n_gen > genuine.size or n_imp > impostor.size:
+            raise ValueError(
+                f"asked for {n_gen} genuine and {n_imp} impostor pairs with an age gap of at least "
+                f"{min_gap}, but the faces allow only {genuine.size} and {impostor.size}; use "
+                f"num_pairs <= {2 * min(genuine.size, impostor.size)}, a smaller gap, or more faces "
+                "per identity")
+    rng = np.random.default_rng(seed)
+    genuine = rng.permutation(genuine)[:n_gen]
+    impostor = rng.choice(impostor, size=n_imp, replace=False)
+    return _interleave(a[genuine], b[genuine], a[impostor], b[impostor])
 
 
 def _genuine_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "test_images_per_identity": (10, "int", "synth: images of each validation and test identity"),
         "label_noise": (0.0, "float", "synth: share of training labels moved to another identity, in [0, 1)"),
         "difficulty": (0.5, "float", "synth: nuisance strength in [0, 1]"),
+        "age": (0.0, "float", "synth: how far ageing spans, in [0, 1]: each image's age is drawn from [0, age] "
+                "(0: no ageing; 1: young to old), in every split"),
+        "cross_age_gap": (None, "float|null", "synth: a comparison's test pairs are cross-age: the two faces of "
+                          "every pair (genuine and impostor alike) differ in age by at least this, in (0, 1] "
+                          "(needs data.age >= it; null: ordinary pairs)"),
         "seed": (0, "int", "synth: which population of faces"),
         "flip": (True, "bool", "random horizontal flips, the field's usual augmentation"),
         "workers": (0, "int", "processes decoding real images"),
@@ -359,6 +364,7 @@ RANGES = {
     "data.size": (1, 4096), "data.crop": (1, 4096), "data.identities": (1, 10_000_000),
     "data.val_identities": (1, 10_000_000), "data.images_per_identity": (1, 100_000),
     "data.workers": (0, 1024), "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),
+    "data.age": (0, 1), "data.cross_age_gap": (0, 1, False, True),
     "train.steps": (1, _BIG), "train.epochs": (1, 10**6), "train.batch_size": (1, 10**6),
     "train.accumulate": (1, 10**4), "train.log_every": (1, _BIG), "eval.batch_size": (1, 10**6),
     "eval.every": (0, _BIG), "checkpoint.every": (0, _BIG),
@@ -449,6 +455,7 @@ def _check_values(config: dict) -> None:
                           f"train.steps ({t['steps']})")
     if not 0 <= d["difficulty"] <= 1:
         raise ConfigError(f"data.difficulty must be in [0, 1]; got {d['difficulty']}")
+    _check_age(config)
     if d["crop"] is not None and d["crop"] < 1:
         raise ConfigError(f"data.crop must be a positive number of pixels or null; got {d['crop']}")
     if d["crop_fraction"] is not None and (not 0 < d["crop_fraction"] <= 1 or d["crop"] is not None):
@@ -500,6 +507,21 @@ def _check_values(config: dict) -> None:
                           "for real data use 'lfw' or .bin paths in eval.targets")
     _check_protocol(config)
     _build_loss_and_model(config)
+
+
+def _check_age(config: dict) -> None:
+    """data.age and data.cross_age_gap: SynthFaces only, and a gap that the ages can span."""
+    d = config["data"]  # their ranges are in RANGES
+    if (d["age"] or d["cross_age_gap"] is not None) and d["kind"] != "synth":
+        raise ConfigError("data.age and data.cross_age_gap age SynthFaces (data.kind: synth); real faces "
+                          "bring their own ages")
+    gap = d["cross_age_gap"]
+    if gap is not None and gap > d["age"]:
+        raise ConfigError(f"data.cross_age_gap {gap} needs faces that far apart in age: set data.age >= {gap} "
+                          f"(got data.age {d['age']})")
+    if gap is not None and config["eval"]["all_pairs_fars"]:
+        raise ConfigError("eval.all_pairs_fars reads every pair of test images, at any age; with "
+                          "data.cross_age_gap set it to []")
 
 
 def _check_protocol(config: dict) -> None:

@@ -7,7 +7,8 @@ run of the book splits its data the same way:
   identities-1`` with ``images_per_identity`` images each (a share ``label_noise`` of their labels
   wrong); validation: the next ``val_identities``; test: the next ``test_identities``; both with
   ``test_images_per_identity`` images. A search's reward and the trainer's periodic evaluation read
-  the validation identities; the test identities are read once, at the end.
+  the validation identities; the test identities are read once, at the end. ``age`` ages the faces
+  of every split; with ``cross_age_gap`` the test pairs are cross-age (:func:`cross_age_test_pairs`).
 * ``lfw``: the "unrestricted, no outside data" protocol, for test fold ``test_fold``: training on
   the people outside the test fold and its validation fold (:meth:`frbook.data.LFW.train_identities`
   says why both), validation on the next fold's 600 pairs, test on the test fold's 600 pairs. LFW is
@@ -26,10 +27,11 @@ import torch
 from ..data import LFW, DataNotFoundError, ImageFolderFaces, RecFaces, SynthFaces
 from ..data.decoded import DecodedFaces, PairFaces, decode_all
 from ..data.noise import NoisyLabels
+from ..eval import cross_age_pairs
 from .batches import InMemoryFaces
 from .config import ConfigError
 
-__all__ = ["RunData", "build_data", "fold_pairs", "interleave_fold"]
+__all__ = ["RunData", "build_data", "cross_age_test_pairs", "fold_pairs", "interleave_fold"]
 
 
 @dataclass
@@ -54,7 +56,10 @@ def build_data(config: dict, device=None, progress: bool = False) -> RunData:
     device = torch.device(device or "cpu")
     try:
         if d["kind"] == "synth":
-            return _synth(d, device)
+            data = _synth(d, device)
+            if d["cross_age_gap"] is not None:  # fail now, not after training, if the ages do not allow them
+                cross_age_test_pairs(data.test, config)
+            return data
         if d["kind"] == "lfw":
             return _lfw(d, device, progress)
         reader = ImageFolderFaces if d["kind"] == "folder" else RecFaces
@@ -68,7 +73,8 @@ def build_data(config: dict, device=None, progress: bool = False) -> RunData:
 
 
 def _synth(d: dict, device) -> RunData:
-    common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], seed=d["seed"], device=device)
+    common = dict(size=d["size"], channels=d["channels"], difficulty=d["difficulty"], seed=d["seed"], device=device,
+                  age=d["age"])
     test = 100 if d["test_identities"] is None else int(d["test_identities"])
     edges = np.cumsum([0, d["identities"], d["val_identities"], test]).tolist()
     train = SynthFaces(torch.arange(edges[0], edges[1]), images_per_identity=d["images_per_identity"], **common)
@@ -77,6 +83,17 @@ def _synth(d: dict, device) -> RunData:
     held_out = [SynthFaces(torch.arange(edges[k], edges[k + 1]), images_per_identity=d["test_images_per_identity"],
                            **common) for k in (1, 2)]
     return RunData(train, *held_out)
+
+
+def cross_age_test_pairs(test: SynthFaces, config: dict):
+    """The ``eval.num_pairs`` test pairs (``i, j, issame``) of ``test``'s faces whose two faces differ in
+    age by at least ``data.cross_age_gap``, genuine and impostor alike (:func:`frbook.eval.cross_age_pairs`)."""
+    gap = config["data"]["cross_age_gap"]
+    try:
+        return cross_age_pairs(test.labels, test.ages(), gap, num_pairs=config["eval"]["num_pairs"], seed=0)
+    except ValueError as exc:
+        raise ConfigError(f"data.cross_age_gap {gap}: {exc} (data.test_images_per_identity, eval.num_pairs)") \
+            from None
 
 
 def _lfw(d: dict, device, progress: bool) -> RunData:
