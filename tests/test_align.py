@@ -121,7 +121,8 @@ def test_align_folder_lists_faces_not_found_and_keeps_channels(tmp_path):
     out = decode((tmp_path / "dst" / "p0" / "0.png").read_bytes(), 3)
     assert out.shape == (3, 112, 112) and torch.equal(out[0], out[1])  # grey stayed grey
     assert (tmp_path / "dst" / "pairs.txt").read_text() == "1 1\n"
-    assert json.loads((tmp_path / "dst" / "align.json").read_text())["faces_found"] == 4
+    record = json.loads((tmp_path / "dst" / "align.json").read_text())
+    assert record["faces_found"] == 4 and record["provenance"]["git_commit"]
     again = align_folder(src, tmp_path / "dst2", detector=FixedDetector(landmarks), progress=False,
                          fallback_crop=0.5)
     assert again["not_found"] == 1 and (tmp_path / "dst2" / "p1" / "blank.png").is_file()

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..provenance import provenance
 from .images import decode, encode, prepare
 
 __all__ = ["ARCFACE_TEMPLATE", "umeyama", "warp_affine", "align_face", "MTCNNDetector", "align_folder"]
@@ -119,6 +120,7 @@ class MTCNNDetector:
             raise ImportError("face detection needs facenet-pytorch (pip install 'facenet-pytorch>=2.5.3,<2.6'; "
                               "it is in requirements.txt)") from None
         self.min_score = float(min_score)
+        self.device = device
         self.mtcnn = MTCNN(device=device, keep_all=True, post_process=False)
         self.name = "MTCNN (facenet-pytorch)"
 
@@ -151,7 +153,7 @@ def align_folder(src, dst, detector=None, size: int = TEMPLATE_SIZE, fallback_cr
     ``dst/not_found.txt``; with ``fallback_crop`` (a fraction of the shorter side) a centre crop
     resized to ``size`` is written in their place (and still listed), so that a ``pairs.txt``
     naming them still resolves. ``src/pairs.txt``, when present, is copied. ``dst/align.json``
-    records the counts, the detector and the template. ``limit``: only the first images (in
+    records the counts, the detector, the template and the provenance (command, commit). ``limit``: only the first images (in
     sorted order), to try it on a sample. Returns that record.
     """
     from tqdm import tqdm
@@ -198,6 +200,7 @@ def align_folder(src, dst, detector=None, size: int = TEMPLATE_SIZE, fallback_cr
               "not_found_list": str(dst / "not_found.txt"),
               "fallback": None if fallback_crop is None else f"centre crop {fallback_crop:g} of the shorter side",
               "detector": getattr(detector, "name", type(detector).__name__), "size": size,
-              "template": (ARCFACE_TEMPLATE * (size / TEMPLATE_SIZE)).tolist()}
+              "template": (ARCFACE_TEMPLATE * (size / TEMPLATE_SIZE)).tolist(),
+              "provenance": provenance(getattr(detector, "device", "cpu"))}
     (dst / "align.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
