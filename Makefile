@@ -36,11 +36,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-# -W turns every Sphinx warning into an error; --keep-going reports all of them at once.
+# -W turns every Sphinx warning into an error; --keep-going reports all of them at once. A new
+# entry in references.bib needs every page read again (sphinxcontrib-bibtex keeps the citations
+# of unchanged pages from the last build and fails on the new key): --all, from the execution cache.
 $(HTML): $(STAMP) $(BOOK_SOURCES)
 	@if [ ! -f $(RESULTS_STAMP) ] || [ -n "$$(find book/results -name '*.json' -newer $(RESULTS_STAMP))" ]; then \
 		rm -rf _build/.jupyter_cache; fi
-	$(JB) build . -W -n --keep-going
+	$(JB) build . -W -n --keep-going $$([ -f $@ ] && [ references.bib -nt $@ ] && echo --all)
 	@touch $@ $(RESULTS_STAMP)
 
 book: $(HTML)
