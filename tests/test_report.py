@@ -65,7 +65,8 @@ def test_difference_cell_stars_decided_rows_only():
 def test_claim_rows_one_row_per_claim_one_cell_per_column_and_states():
     paper = {"a": 95.0, "b": 94.5, "c": 94.5}
     claims = [("a", "b", 1), ("b", "c", 0)]
-    judged = {"easy": {("a", "b"): ("+1.00: reproduced", "reproduced"), ("b", "c"): ("-0.10: consistent", "consistent")},
+    judged = {"easy": {("a", "b"): ("+1.00: reproduced", "reproduced"),
+                       ("b", "c"): ("-0.10: consistent", "consistent")},
               "hard": {("a", "b"): ("+0.20: not distinguished", "not distinguished")}}
     rows, states = claim_rows(claims, judged, paper, name=str.upper)
     assert rows == [["A > B", "+0.50", "+1.00: reproduced", "+0.20: not distinguished"],

@@ -70,7 +70,8 @@ def test_softmax_pull_panels_one_panel_per_setting_and_p2sgrad_dashed():
     from frbook.viz.gradients import softmax_pull_panels
 
     theta = torch.linspace(0.0, math.pi, 181, dtype=torch.float64)
-    panels = {"scale": [("s = 16", losses.get("cosface", s=16, m=0.35), 100), ("s = 64", losses.get("cosface", s=64, m=0.35), 100)],
+    panels = {"scale": [("s = 16", losses.get("cosface", s=16, m=0.35), 100),
+                        ("s = 64", losses.get("cosface", s=64, m=0.35), 100)],
               "classes": [("C = 10", losses.get("arcface", s=64, m=0.5), 10)]}
     fig = softmax_pull_panels(panels, theta)
     first, second = fig.axes

@@ -4,9 +4,9 @@
 :func:`frbook.losses.gradients.target_angle_gradient`, the magnitude |d loss / d theta_y| of one
 sample whose C - 1 other cosines all equal ``other_cos``, against its target angle theta_y, and the
 probability P_y behind it; :func:`probability_and_pull` draws, for NormFace at several scales
-(chapter 2), P_y and the pull s(1 - P_y) on the target cosine; :func:`softmax_pull_panels` plots the factor 1 - P_y of that pull for
-several scales, margins and class counts beside P2SGrad's 1 - cos theta. Pure functions: they
-return a matplotlib Figure and draw nothing on screen.
+(chapter 2), P_y and the pull s(1 - P_y) on the target cosine; :func:`softmax_pull_panels` plots
+the factor 1 - P_y of that pull for several scales, margins and class counts beside P2SGrad's
+1 - cos theta. Pure functions: they return a matplotlib Figure and draw nothing on screen.
 """
 from __future__ import annotations
 
