@@ -1,5 +1,6 @@
 """What the chapters share for display: Markdown tables, labelled lines of text, mean ± std cells,
-a run's settings, and the rows of a verdict table (:func:`frbook.results.verdict`).
+a run's settings, the rows of a verdict table (:func:`frbook.results.verdict`), the display names
+of the book's losses, and the rows of a table that sets a paper's claims against the verdicts.
 
 Every function returns or prints text; none computes a result the text then claims, so a chapter's
 hidden asserts check the numbers, not this formatting.
@@ -8,16 +9,25 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable, Mapping
 
 from IPython.display import Markdown
 
 
-def markdown_table(header: list, rows: list[list]) -> Markdown:
-    """A table the book renders, from a header and rows of cells (any value, shown with str)."""
+def markdown_table(header: list, rows: list[list], align: str | None = None) -> Markdown:
+    """A table the book renders, from a header and rows of cells (any value, shown with str);
+    ``align``, one letter per column (``l``, ``r`` or ``c``), aligns the columns, e.g. ``"lrr"``
+    for a name then numbers."""
     for k, row in enumerate(rows):
         if len(row) != len(header):
             raise ValueError(f"row {k} has {len(row)} cells for {len(header)} columns: {row!r}")
-    lines = ["| " + " | ".join(str(c) for c in header) + " |", "|" + "---|" * len(header)]
+    if align is None:
+        rule = "|" + "---|" * len(header)
+    elif len(align) != len(header) or set(align) - set("lrc"):
+        raise ValueError(f"align needs one of l, r, c per column ({len(header)}), got {align!r}")
+    else:
+        rule = "|" + "".join({"l": ":---|", "r": "---:|", "c": ":---:|"}[a] for a in align)
+    lines = ["| " + " | ".join(str(c) for c in header) + " |", rule]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return Markdown("\n".join(lines))
 
@@ -90,3 +100,56 @@ VERDICT_HEADER = ["difference", "per (fold, seed)", "mean", "one sign", "p", "p 
 
 def _p(p: float) -> str:
     return "–" if p != p else f"{p:.3f}" if p >= 0.001 else f"{p:.0e}"
+
+
+# Every loss of the book, in the order of the chapters: result-file label -> (display name, chapter).
+LOSS_NAMES = {
+    "softmax": ("softmax", "ch01_verification"),
+    "normface": ("NormFace", "ch02_normface"),
+    "sphereface": ("SphereFace", "ch03_margins"),
+    "cosface": ("CosFace", "ch03_margins"),
+    "arcface": ("ArcFace", "ch03_margins"),
+    "arcface_straight_through": ("ArcFace, straight-through gradient", "ch03_margins"),
+    "combined": ("combined margin", "ch03_margins"),
+    "adacos": ("AdaCos", "ch04_adaptive"),
+    "curricularface": ("CurricularFace", "ch04_adaptive"),
+    "adaface": ("AdaFace", "ch04_adaptive"),
+    "subcenter_arcface": ("sub-center ArcFace", "ch04_adaptive"),
+    "p2sgrad": ("P2SGrad", "ch06_p2sgrad"),
+    "random_softmax": ("Random-Softmax", "ch07_search"),
+    "search_softmax": ("Search-Softmax", "ch07_search"),
+    "arcface_tml": ("ArcFace + TML", "ch08_tml"),
+    "cosface_tml": ("CosFace + TML", "ch08_tml"),
+}
+
+
+def loss_name(label: str) -> str:
+    """The display name of a result-file label (:data:`LOSS_NAMES`); an unknown label as it is."""
+    return LOSS_NAMES.get(label, (label, None))[0]
+
+
+def difference_cell(row: dict, scale: float = 100, star: bool = True) -> str:
+    """One verdict row in a table cell: ``+1.23 (p Holm = 0.045) *``, the mean difference times
+    ``scale`` (points), the Holm-corrected p-value, and a star when the verdict is decided."""
+    text = f"{scale * row['mean']:+.2f} (p Holm = {row['p_corrected']:.3f})"
+    return text + (" *" if star and row["decision"] != "not distinguished" else "")
+
+
+def claim_rows(claims: list[tuple], judged: Mapping[str, Mapping[tuple, tuple]], paper: Mapping[str, float],
+               name: Callable[[str], str] = str) -> tuple[list[list[str]], dict]:
+    """Rows of a table that sets a paper's claims against this book's verdicts.
+
+    ``claims``: ``(a, b, sign)``, the paper's a > b (sign 1; shown as a > b for -1 too, the
+    claims being written best first) or a ≈ b (sign 0); ``paper``: its numbers by label;
+    ``judged``: per column (e.g. a difficulty) ``{(a, b): (cell text, state)}``, a claim missing
+    there left blank. Returns the rows (claim, the paper's difference a - b, one cell per column)
+    and the states keyed ``(column, a, b)`` (None where the claim was not judged)."""
+    rows, states = [], {}
+    for a, b, sign in claims:
+        row = [f"{name(a)} {'≈' if sign == 0 else '>'} {name(b)}", f"{paper[a] - paper[b]:+.2f}"]
+        for column, by_claim in judged.items():
+            text, state = by_claim.get((a, b), ("", None))
+            row.append(text)
+            states[column, a, b] = state
+        rows.append(row)
+    return rows, states

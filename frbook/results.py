@@ -192,3 +192,48 @@ def verdict(results: list[dict], comparisons: list[tuple[str, str]], metric: str
                      "n": test["n"], "consistent": consistent, "t": test["t"], "p": test["p"],
                      "p_corrected": p_corr, "decision": decision})
     return rows
+
+
+def reversed_verdict(row: dict) -> dict:
+    """A row of :func:`verdict` read the other way round: B - A instead of A - B.
+
+    The same test (same p-values, same correction), so a table may show both directions of a pair
+    while the pair counts once in Holm's correction."""
+    a, b = row["first"], row["second"]
+    decision = row["decision"] if row["decision"] == "not distinguished" else \
+        f"{b} > {a}" if row["mean"] < 0 else f"{b} < {a}"
+    return {**row, "first": b, "second": a, "mean": -row["mean"], "t": -row["t"],
+            "differences": [-d for d in row["differences"]], "decision": decision}
+
+
+def difference_matrix(results: list[dict], labels: list[str], metric: str = "accuracy",
+                      alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of ``labels`` compared by :func:`verdict`, Holm-corrected over all the pairs.
+
+    Returns ``(mean, decided)``, both (k, k): ``mean[i, j]`` is the mean paired difference
+    ``labels[i] - labels[j]`` on ``metric`` (antisymmetric, zero on the diagonal) and
+    ``decided[i, j]`` whether the verdict tells the two apart (symmetric)."""
+    k = len(labels)
+    if k < 2:
+        raise ValueError(f"a difference matrix needs at least two labels, got {labels!r}")
+    mean, decided = np.zeros((k, k)), np.zeros((k, k), dtype=bool)
+    pairs = [(labels[i], labels[j]) for i in range(k) for j in range(i + 1, k)]
+    for row in verdict(results, pairs, metric, alpha):
+        i, j = labels.index(row["first"]), labels.index(row["second"])
+        mean[i, j], mean[j, i] = row["mean"], -row["mean"]
+        decided[i, j] = decided[j, i] = row["decision"] != "not distinguished"
+    return mean, decided
+
+
+def mean_history(results: list[dict], label: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, mean over runs)`` of one column of the training histories of ``label``'s runs,
+    on the steps that every run logged (a run that logged ``key`` less often sets the grid)."""
+    runs = [r for r in results if r["label"] == label]
+    if not runs:
+        known = sorted({r["label"] for r in results})
+        raise ValueError(f"no results labelled {label!r}; the labels are {', '.join(known)}")
+    tables = [{h["step"]: h[key] for h in r.get("history", []) if key in h} for r in runs]
+    steps = sorted(set.intersection(*(set(t) for t in tables)))
+    if not steps:
+        raise ValueError(f"the runs of {label!r} share no step that logged {key!r}")
+    return np.array(steps), np.array([np.mean([t[s] for t in tables]) for s in steps])

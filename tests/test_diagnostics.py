@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from frbook.eval.diagnostics import centre_span_energy, effective_dimension, embedding_geometry, mean_target_angle
+from frbook.eval.diagnostics import (centre_span_energy, class_compactness, class_directions, effective_dimension,
+                                     embedding_geometry, mean_target_angle)
 
 
 def _axes(counts, dim):
@@ -75,3 +76,18 @@ def test_mean_target_angle_on_constructed_angles():
     with pytest.raises(ValueError, match="dimensions"):
         centre_span_energy(x, torch.ones(2, 3))
     assert math.isfinite(mean_target_angle(x.float(), centres.float(), torch.zeros(4, dtype=torch.long)))
+
+
+def test_class_compactness_on_constructed_angles():
+    # Two classes in the plane: class 0 at +-10 degrees around 0, class 1 at +-20 degrees around 90.
+    angles = torch.tensor([10.0, -10.0, 110.0, 70.0], dtype=torch.float64).deg2rad()
+    features = 3 * torch.stack([angles.cos(), angles.sin()], 1)  # lengths do not matter
+    labels = torch.tensor([0, 0, 1, 1])
+    x, means = class_directions(features, labels)
+    assert torch.allclose(x.norm(dim=1), torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(means, torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64), atol=1e-12)
+    within, between, accuracy = class_compactness(features, labels)
+    assert within == pytest.approx(15.0) and between == pytest.approx(90.0) and accuracy == 1.0
+    # A feature of class 1 pointing at class 0's direction lowers the nearest-direction accuracy.
+    features[3] = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert class_compactness(features, labels)[2] == 0.75

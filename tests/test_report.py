@@ -1,7 +1,9 @@
-"""The chapters' display helpers: tables, labelled lines, mean ± std, run settings, verdict rows."""
+"""The chapters' display helpers: tables, labelled lines, mean ± std, run settings, verdict rows,
+loss names, difference cells and the rows of a paper's claims."""
 import pytest
 
-from frbook.report import VERDICT_HEADER, markdown_table, mean_std, settings, show, verdict_rows
+from frbook.report import (LOSS_NAMES, VERDICT_HEADER, claim_rows, difference_cell, loss_name, markdown_table,
+                           mean_std, settings, show, verdict_rows)
 from frbook.results import verdict
 
 
@@ -10,6 +12,10 @@ def test_markdown_table_renders_every_cell_and_rejects_a_short_row():
     assert table.data.splitlines() == ["| loss | n |", "|---|---|", "| arcface | 3 |", "| cosface | 2 |"]
     with pytest.raises(ValueError, match="row 1 has 1 cells for 2 columns"):
         markdown_table(["loss", "n"], [["arcface", 3], ["cosface"]])
+    aligned = markdown_table(["loss", "n", "mark"], [["arcface", 3, "x"]], align="lrc")
+    assert aligned.data.splitlines()[1] == "|:---|---:|:---:|"
+    with pytest.raises(ValueError, match="one of l, r, c per column"):
+        markdown_table(["loss", "n"], [["arcface", 3]], align="lx")
 
 
 def test_show_indents_continuations_and_keeps_a_space_after_a_long_name(capsys):
@@ -40,3 +46,30 @@ def test_verdict_rows_name_the_losses_and_the_decision():
     row, = verdict_rows(verdict(results, [("a", "b")]), {"a": "ArcFace", "b": "CosFace"})
     assert len(row) == len(VERDICT_HEADER)
     assert row[0] == "ArcFace − CosFace" and row[-1] == "ArcFace > CosFace" and row[3] == "yes"
+
+
+def test_loss_names_cover_book_chapters_and_unknown_labels_pass_through():
+    assert loss_name("arcface") == "ArcFace" and loss_name("my_loss") == "my_loss"
+    assert all(chapter.startswith("ch0") for _, chapter in LOSS_NAMES.values())
+    chapters = [int(chapter[2:4]) for _, chapter in LOSS_NAMES.values()]
+    assert chapters == sorted(chapters)  # in the order of the chapters
+
+
+def test_difference_cell_stars_decided_rows_only():
+    row = {"mean": 0.01234, "p_corrected": 0.0321, "decision": "a > b"}
+    assert difference_cell(row) == "+1.23 (p Holm = 0.032) *"
+    assert difference_cell(row, star=False) == "+1.23 (p Holm = 0.032)"
+    assert difference_cell(dict(row, mean=-0.5, decision="not distinguished"), scale=1) == "-0.50 (p Holm = 0.032)"
+
+
+def test_claim_rows_one_row_per_claim_one_cell_per_column_and_states():
+    paper = {"a": 95.0, "b": 94.5, "c": 94.5}
+    claims = [("a", "b", 1), ("b", "c", 0)]
+    judged = {"easy": {("a", "b"): ("+1.00: reproduced", "reproduced"),
+                       ("b", "c"): ("-0.10: consistent", "consistent")},
+              "hard": {("a", "b"): ("+0.20: not distinguished", "not distinguished")}}
+    rows, states = claim_rows(claims, judged, paper, name=str.upper)
+    assert rows == [["A > B", "+0.50", "+1.00: reproduced", "+0.20: not distinguished"],
+                    ["B ≈ C", "+0.00", "-0.10: consistent", ""]]
+    assert states == {("easy", "a", "b"): "reproduced", ("hard", "a", "b"): "not distinguished",
+                      ("easy", "b", "c"): "consistent", ("hard", "b", "c"): None}

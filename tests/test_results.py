@@ -3,9 +3,11 @@ Holm's correction and the verdict."""
 import json
 import math
 
+import numpy as np
 import pytest
 
-from frbook.results import holm, load_results, metric_value, paired_difference, summarise, verdict
+from frbook.results import (difference_matrix, holm, load_results, metric_value, paired_difference,
+                           reversed_verdict, summarise, verdict)
 
 
 def run(label, seed, accuracy, fold=None, **metrics):
@@ -104,3 +106,36 @@ def test_verdict_needs_one_sign_and_a_corrected_p_below_alpha():
 def test_verdict_does_not_decide_on_one_pair():
     row = verdict([run("a", 0, 0.9), run("b", 0, 0.1)], [("a", "b")])[0]
     assert row["n"] == 1 and not row["consistent"] and row["decision"] == "not distinguished"
+
+
+def test_reversed_verdict_is_the_same_test_read_the_other_way():
+    runs = [run("a", s, acc) for s, acc in enumerate([0.90, 0.91, 0.92])]
+    runs += [run("b", s, acc) for s, acc in enumerate([0.80, 0.805, 0.81])]
+    runs += [run("c", s, acc) for s, acc in enumerate([0.85, 0.86, 0.84])]
+    for row in verdict(runs, [("a", "b"), ("c", "a")]):
+        back = reversed_verdict(row)
+        assert (back["first"], back["second"]) == (row["second"], row["first"])
+        assert back["mean"] == -row["mean"] and back["differences"] == [-d for d in row["differences"]]
+        assert back["t"] == -row["t"] and (back["p"], back["p_corrected"]) == (row["p"], row["p_corrected"])
+        # The reversed decision is what verdict itself says of (B, A) on the same corrected p.
+        again = verdict(runs, [(row["second"], row["first"])], correction="none")[0]
+        if row["decision"] == "not distinguished":
+            assert back["decision"] == "not distinguished"
+        else:
+            assert back["decision"] == again["decision"]
+    assert reversed_verdict(verdict(runs, [("a", "b")])[0])["decision"] == "b < a"
+
+
+def test_difference_matrix_is_antisymmetric_and_corrects_over_every_pair():
+    runs = [run("a", s, acc) for s, acc in enumerate([0.90, 0.91, 0.92])]
+    runs += [run("b", s, acc) for s, acc in enumerate([0.80, 0.805, 0.81])]
+    runs += [run("c", s, acc) for s, acc in enumerate([0.85, 0.87, 0.83])]
+    mean, decided = difference_matrix(runs, ["a", "b", "c"])
+    assert mean.shape == decided.shape == (3, 3)
+    assert np.allclose(mean, -mean.T) and np.all(np.diag(mean) == 0)
+    assert (decided == decided.T).all() and not decided.diagonal().any()
+    rows = verdict(runs, [("a", "b"), ("a", "c"), ("b", "c")])
+    assert mean[0, 1] == pytest.approx(rows[0]["mean"]) and mean[2, 1] == pytest.approx(-rows[2]["mean"])
+    assert [decided[0, 1], decided[0, 2], decided[1, 2]] == [r["decision"] != "not distinguished" for r in rows]
+    with pytest.raises(ValueError, match="at least two labels"):
+        difference_matrix(runs, ["a"])

@@ -1,6 +1,7 @@
 """The gradient figures of chapter 6 and their widget, headless."""
 from __future__ import annotations
 
+import math
 
 import numpy as np
 import pytest
@@ -61,3 +62,34 @@ def test_gradient_explorer_redraws_and_shows_errors():
     assert box.message.value == ""
     with pytest.raises(ValueError, match="initial"):
         gradient_explorer("p2sgrad")
+
+
+def test_softmax_pull_panels_one_panel_per_setting_and_p2sgrad_dashed():
+    import torch
+
+    from frbook.viz.gradients import softmax_pull_panels
+
+    theta = torch.linspace(0.0, math.pi, 181, dtype=torch.float64)
+    panels = {"scale": [("s = 16", losses.get("cosface", s=16, m=0.35), 100),
+                        ("s = 64", losses.get("cosface", s=64, m=0.35), 100)],
+              "classes": [("C = 10", losses.get("arcface", s=64, m=0.5), 10)]}
+    fig = softmax_pull_panels(panels, theta)
+    first, second = fig.axes
+    assert [ax.get_title() for ax in fig.axes] == ["scale", "classes"]
+    assert [ln.get_label() for ln in first.get_lines()] == ["s = 16", "s = 64", "P2SGrad: 1 − cos θ"]
+    expected = 1 - gradients.target_probability(panels["scale"][1][1], theta, 100).numpy()
+    np.testing.assert_allclose(first.get_lines()[1].get_ydata(), expected)
+    assert second.get_lines()[-1].get_linestyle() == "--"
+
+
+def test_probability_and_pull_two_panels_one_curve_per_scale_pull_on_a_log_axis():
+    from frbook.viz.gradients import probability_and_pull
+
+    theta = np.linspace(0, math.pi / 2, 7)
+    p = 1 / (1 + 149 * np.exp(16 * (0 - np.cos(theta))))
+    fig = probability_and_pull(theta, {4.0: (p / 2, 4 * (1 - p / 2)), 16.0: (p, 16 * (1 - p))})
+    left, right = fig.axes
+    assert [ln.get_label() for ln in left.get_lines()] == ["s = 4", "s = 16"]
+    np.testing.assert_allclose(right.get_lines()[1].get_ydata(), 16 * (1 - p))
+    np.testing.assert_allclose(left.get_lines()[0].get_xdata(), np.degrees(theta))
+    assert right.get_yscale() == "log" and left.get_xlim() == (0, 90)

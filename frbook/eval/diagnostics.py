@@ -15,6 +15,10 @@ directions):
   is C / D; with C >= D centres in general position the span is the whole space and the share is 1.
 - :func:`mean_target_angle`: the mean angle, in degrees, between each embedding and its own class
   centre: 90 for directions unrelated to their centres, small for a trained classifier.
+
+And, without the head's centres, how compact the classes are: :func:`class_compactness` measures
+each class against its own mean direction (:func:`class_directions`), the direction the features
+actually gather around, wherever the head's centre points.
 """
 from __future__ import annotations
 
@@ -89,3 +93,22 @@ def embedding_geometry(embeddings: torch.Tensor, centres: torch.Tensor, labels: 
         "centre_span_chance": min(1.0, rank / embeddings.shape[1]),
         "target_angle": mean_target_angle(embeddings, centres, labels),
     }
+
+
+def class_directions(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unit features, and the unit mean direction of each class (classes 0 .. max label)."""
+    x = F.normalize(features, dim=1)
+    means = torch.stack([x[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
+    return x, F.normalize(means, dim=1)
+
+
+def class_compactness(features: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, float]:
+    """``(within, between, accuracy)``: the mean angle (degrees) of a feature to its class's mean
+    direction; the mean angle from each class's direction to the nearest other class's; and the
+    accuracy of assigning each feature to the nearest class direction. A margin should lower
+    ``within / between``: tighter classes, as far apart as before."""
+    x, means = class_directions(features, labels)
+    within = torch.arccos((x * means[labels]).sum(1).clamp(-1, 1)).mean()
+    between = torch.arccos((means @ means.t()).clamp(-1, 1)).fill_diagonal_(math.pi)
+    accuracy = ((x @ means.t()).argmax(1) == labels).float().mean().item()
+    return math.degrees(within), math.degrees(between.min(1).values.mean()), accuracy

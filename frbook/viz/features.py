@@ -1,4 +1,5 @@
-"""Embeddings drawn where they live: 2-D features in the plane, 3-D features on the sphere."""
+"""Embeddings drawn where they live: 2-D features in the plane, 3-D features on the sphere, and
+the wedges of the plane that each class weight wins."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -55,3 +56,30 @@ def _figure(ax):
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
         return fig, ax
     return ax.figure, ax
+
+
+def winning_wedges(circle, panels, colours=("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"),
+                   figsize=(9, 4.4)) -> Figure:
+    """Which class wins each direction of the plane: one panel per title of ``panels`` (title ->
+    ``(weights, winner)``: the (K, 2) class weights and, for every unit vector of ``circle``
+    (N, 2), the index of the class whose logit w_k · x is largest). Each weight is an arrow; each
+    direction a dot in its winner's colour; the angle each class wins is written inside its wedge."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    points = _numpy(circle)
+    for ax, (title, (weights, winner)) in zip(axes, panels.items()):
+        w, won = _numpy(weights), _numpy(winner)
+        for k in range(len(w)):
+            colour = colours[k % len(colours)]
+            ax.scatter(points[won == k, 0], points[won == k, 1], s=4, color=colour)
+            ax.annotate("", xy=tuple(w[k]), xytext=(0, 0),
+                        arrowprops=dict(arrowstyle="->", color=colour, linewidth=2))
+            label_at = np.arctan2(w[k, 1], w[k, 0]) + np.radians(28)  # inside the wedge, beside the arrow
+            ax.text(1.25 * np.cos(label_at), 1.25 * np.sin(label_at), f"{360 * np.mean(won == k):.0f}°",
+                    color=colour, ha="center", va="center", fontsize=12)
+        ax.set_aspect("equal")
+        ax.set_xlim(-1.6, 1.6)
+        ax.set_ylim(-1.5, 1.6)
+        ax.axis("off")
+        ax.set_title(title)
+    return fig

@@ -1,9 +1,12 @@
 """Figures of the unified gradient (chapter 6): how hard each loss pulls a sample to its centre.
 
-Both functions plot :func:`frbook.losses.gradients.target_angle_gradient`, the magnitude
-|d loss / d theta_y| of one sample whose C - 1 other cosines all equal ``other_cos``, against its
-target angle theta_y, and the probability P_y behind it. Pure functions: they return a matplotlib
-Figure and draw nothing on screen.
+:func:`gradient_curves` and :func:`gradient_panel` plot
+:func:`frbook.losses.gradients.target_angle_gradient`, the magnitude |d loss / d theta_y| of one
+sample whose C - 1 other cosines all equal ``other_cos``, against its target angle theta_y, and the
+probability P_y behind it; :func:`probability_and_pull` draws, for NormFace at several scales
+(chapter 2), P_y and the pull s(1 - P_y) on the target cosine; :func:`softmax_pull_panels` plots
+the factor 1 - P_y of that pull for several scales, margins and class counts beside P2SGrad's
+1 - cos theta. Pure functions: they return a matplotlib Figure and draw nothing on screen.
 """
 from __future__ import annotations
 
@@ -95,4 +98,53 @@ def gradient_panel(loss, num_classes: int, other_cos: float = 0.0, fig=None, deg
         _angle_axis(ax, "x", degrees)
         ax.set_xlabel("target angle θ" + (" (degrees)" if degrees else " (radians)"))
         ax.grid(True, alpha=0.3)
+    return fig
+
+
+def softmax_pull_panels(panels, theta) -> Figure:
+    """1 − P_y against the target angle, the factor by which a softmax loss pulls a sample to its
+    centre, beside P2SGrad's 1 − cos θ (dashed), in one panel per setting that varies.
+
+    ``panels``: title -> rows of ``(label, loss, num_classes)``; ``theta``: target angles in
+    radians (float64 tensor). The other C − 1 cosines are 0, as in :func:`target_probability`.
+    """
+    fig = Figure(figsize=(12.5, 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    degrees = np.degrees(theta.numpy())
+    for ax, (title, rows) in zip(axes, panels.items()):
+        for label, loss, num_classes in rows:
+            p = _gradients.target_probability(loss, theta, num_classes).numpy()
+            ax.plot(degrees, 1 - p, label=label, linewidth=1.8)
+        ax.plot(degrees, 1 - np.cos(theta.numpy()), color="black", linestyle="--", linewidth=1.3,
+                label="P2SGrad: 1 − cos θ")
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("target angle θ (degrees)")
+        ax.set_xticks(range(0, 181, 30))
+        ax.set_ylim(-0.03, 2.03)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small", loc="upper left")
+    axes[0].set_ylabel("1 − P_y  (and 1 − cos θ)")
+    return fig
+
+
+def probability_and_pull(theta, curves) -> Figure:
+    """Left: the probability P_y of a sample's class against its angle θ to its centre (0 to 90
+    degrees); right: the pull on its target cosine, s(1 − P_y), on a log scale. ``curves``: scale
+    s -> ``(P_y, pull)`` at ``theta`` (radians), as a chapter computes them, e.g. by autograd."""
+    fig = Figure(figsize=(9.5, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    degrees = np.degrees(np.asarray(theta, dtype=float))
+    for s, (p, pull) in curves.items():
+        left.plot(degrees, np.asarray(p, dtype=float), label=f"s = {s:g}")
+        right.plot(degrees, np.asarray(pull, dtype=float), label=f"s = {s:g}")
+    left.set_ylabel("probability of the right class $p_y$")
+    right.set_ylabel("pull on the target cosine, $s(1-p_y)$")
+    right.set_yscale("log")
+    right.set_ylim(1e-4, 100)
+    for ax in (left, right):
+        ax.set_xlabel("angle θ between the sample and its centre (degrees)")
+        ax.set_xlim(0, 90)
+        ax.set_xticks(range(0, 91, 15))
+        ax.grid(True, alpha=0.3)
+        ax.legend()
     return fig
