@@ -10,7 +10,8 @@ HTML   := _build/html/index.html
 
 # Everything the built book depends on: when one is newer than the HTML, the book is rebuilt.
 BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard book/*.md book/*.ipynb) \
-                $(shell find book/results frbook -name '*.json' -o -name '*.py' 2>/dev/null)
+                $(shell find book/results frbook -name '*.json' -o -name '*.py' 2>/dev/null) \
+                $(shell find _ext -type f -not -path '*/__pycache__/*' 2>/dev/null)
 # The execution cache keys on a notebook's source, not on the result files it reads: when a result
 # file is newer than the last build, the cache goes, so no page shows numbers of older files.
 RESULTS_STAMP := _build/.results-read
@@ -36,13 +37,14 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-# -W turns every Sphinx warning into an error; --keep-going reports all of them at once. A new
-# entry in references.bib needs every page read again (sphinxcontrib-bibtex keeps the citations
-# of unchanged pages from the last build and fails on the new key): --all, from the execution cache.
+# -W turns every Sphinx warning into an error; --keep-going reports all of them at once. Every
+# page is written again (--all, from the execution cache) when references.bib or _ext/ changed: a
+# new bibliography key fails on pages whose citations sphinxcontrib-bibtex kept from the last
+# build, and Sphinx copies _ext/static (the book's CSS and script) only when it writes a page.
 $(HTML): $(STAMP) $(BOOK_SOURCES)
 	@if [ ! -f $(RESULTS_STAMP) ] || [ -n "$$(find book/results -name '*.json' -newer $(RESULTS_STAMP))" ]; then \
 		rm -rf _build/.jupyter_cache; fi
-	$(JB) build . -W -n --keep-going $$([ -f $@ ] && [ references.bib -nt $@ ] && echo --all)
+	$(JB) build . -W -n --keep-going $$([ -f $@ ] && [ -n "$$(find references.bib _ext -type f -newer $@)" ] && echo --all)
 	@touch $@ $(RESULTS_STAMP)
 
 book: $(HTML)

@@ -192,6 +192,35 @@ def launch_chromium():
 # Visiting a page: what the tests judge is recorded here
 
 
+# The elements that make a page scroll sideways: the outermost ones whose right edge passes the
+# viewport and that no scrolling (or clipping) box holds, so that a failure names its culprit.
+_OVERFLOWING = r"""
+() => {
+  const width = document.scrollingElement.clientWidth;
+  const held = (el) => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') return true;
+    }
+    return false;
+  };
+  const found = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 1 || found.some(f => f.el.contains(el))) continue;
+    const style = getComputedStyle(el);  // an off-canvas drawer does not widen the page
+    if (style.visibility === 'hidden' || style.position === 'fixed' || held(el)) continue;
+    found.push({el, right: Math.round(box.right)});
+    if (found.length === 5) break;
+  }
+  return found.map(({el, right}) => {
+    const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+      + (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\s+/)[0] : '');
+    return `${name} reaches ${right} px: ${(el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 70)}`;
+  });
+}
+"""
+
+
 @dataclass
 class Visit:
     url: str
@@ -207,6 +236,7 @@ class Visit:
     widgets: int = 0
     layout: dict = field(default_factory=dict)
     page_overflow: int = 0
+    overflowing: list[str] = field(default_factory=list)
     extracted: object = None
 
     @property
@@ -449,6 +479,8 @@ def visit(
         record.layout = page.evaluate(_LAYOUT)
         record.page_overflow = page.evaluate(
             "() => document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth")
+        if record.page_overflow > 1:
+            record.overflowing = page.evaluate(_OVERFLOWING)
         outputs = page.evaluate(_OUTPUTS, STDERR_PROBLEM)
         record.error_outputs, record.widgets = outputs["found"], outputs["widgets"]
         if screenshot is not None:
@@ -639,7 +671,10 @@ NARROW_WIDTH = 400
 @pytest.mark.parametrize("name", PAGES)
 def test_multi_panel_figures_stay_legible_on_a_narrow_screen(chromium, book_url, name):
     v = visit(chromium, f"{book_url}{name}.html", SCREENSHOTS / f"narrow-{Path(name).name}.png", width=NARROW_WIDTH)
-    problems = [f"the page scrolls sideways by {v.page_overflow} px at {NARROW_WIDTH} px"] if v.page_overflow > 1 else []
+    problems = []
+    if v.page_overflow > 1:
+        problems.append(f"the page scrolls sideways by {v.page_overflow} px at {NARROW_WIDTH} px, "
+                        f"past its edge: {'; '.join(v.overflowing) or 'no single element found'}")
     for img in v.images:
         if not (img["inCellOutput"] and img["naturalWidth"] > 2.2 * img["naturalHeight"] > 0):
             continue
