@@ -1,5 +1,5 @@
 """What the chapters share for display: Markdown tables, labelled lines of text, mean ± std cells,
-a run's settings, the rows of a verdict table (:func:`frbook.results.verdict`), the display names
+verification reports side by side, a run's settings, the rows of a verdict table (:func:`frbook.results.verdict`), the display names
 of the book's losses, and the rows of a table that sets a paper's claims against the verdicts.
 
 Every function returns or prints text; none computes a result the text then claims, so a chapter's
@@ -55,6 +55,28 @@ def public_device(device: str) -> str:
     """A result file's device as a page shows it: the CPU or GPU model, without the thread count
     the run happened to use (it changes no result of a seeded run)."""
     return _THREADS.sub("", device).strip()
+
+
+def verification_table(reports: Mapping[str, dict], title: str) -> Markdown:
+    """One row per named verification report (``VerificationReport.to_dict()``, as result files
+    hold it), in percent: the k-fold accuracy ± std, the range of the fold accuracies, AUC, EER and
+    TAR at each FAR (conservative / nearest reading). ``title`` heads the name column; the reports
+    must share their FARs."""
+    fars = [[t["far"] for t in r["tar_at_far"]] for r in reports.values()]
+    if any(f != fars[0] for f in fars):
+        raise ValueError(f"the reports have different FARs: {fars}")
+
+    def pct(x: float, digits: int = 2) -> str:
+        return f"{100 * x:.{digits}f}"
+
+    rows = [[name, f"{pct(r['accuracy'])} ± {pct(r['accuracy_std'])}",
+             f"{pct(min(r['fold_accuracies']), 1)} to {pct(max(r['fold_accuracies']), 1)}",
+             f"{r['auc']:.4f}", pct(r["eer"]),
+             *(f"{pct(t['conservative'])} / {pct(t['nearest'])}" for t in r["tar_at_far"])]
+            for name, r in reports.items()]
+    header = [title, "accuracy (%)", "fold accuracies (%)", "AUC", "EER (%)",
+              *(f"TAR@FAR={far:g} (%), cons. / near." for far in fars[0])]
+    return markdown_table(header, rows)
 
 
 def mean_std(stats: dict, scale: float = 100, digits: int = 2) -> str:

@@ -1,9 +1,9 @@
 """The chapters' display helpers: tables, labelled lines, mean ± std, run settings, verdict rows,
-loss names, difference cells and the rows of a paper's claims."""
+loss names, difference cells, verification reports side by side and the rows of a paper's claims."""
 import pytest
 
 from frbook.report import (LOSS_NAMES, VERDICT_HEADER, claim_rows, difference_cell, loss_name, markdown_table,
-                           mean_std, settings, show, verdict_rows)
+                           mean_std, settings, show, verdict_rows, verification_table)
 from frbook.results import verdict
 
 
@@ -73,3 +73,19 @@ def test_claim_rows_one_row_per_claim_one_cell_per_column_and_states():
                     ["B ≈ C", "+0.00", "-0.10: consistent", ""]]
     assert states == {("easy", "a", "b"): "reproduced", ("hard", "a", "b"): "not distinguished",
                       ("easy", "b", "c"): "consistent", ("hard", "b", "c"): None}
+
+
+def _report(accuracy, folds, fars=(1e-3, 1e-2)):
+    return {"accuracy": accuracy, "accuracy_std": 0.0125, "fold_accuracies": folds, "auc": 0.91234,
+            "eer": 0.1667, "tar_at_far": [{"far": f, "conservative": 0.25, "nearest": 0.3} for f in fars]}
+
+
+def test_verification_table_one_row_per_report_in_percent_and_same_fars_only():
+    table = verification_table({"pixels": _report(0.6388, [0.61, 0.665]), "cnn": _report(0.6582, [0.6, 0.7])},
+                               "LFW").data.splitlines()
+    assert table[0] == ("| LFW | accuracy (%) | fold accuracies (%) | AUC | EER (%) | TAR@FAR=0.001 (%), cons. / near. "
+                        "| TAR@FAR=0.01 (%), cons. / near. |")
+    assert table[2] == "| pixels | 63.88 ± 1.25 | 61.0 to 66.5 | 0.9123 | 16.67 | 25.00 / 30.00 | 25.00 / 30.00 |"
+    assert table[3].startswith("| cnn | 65.82 ± 1.25 | 60.0 to 70.0 |")
+    with pytest.raises(ValueError, match="different FARs"):
+        verification_table({"a": _report(0.6, [0.6]), "b": _report(0.6, [0.6], fars=(1e-2,))}, "LFW")
