@@ -726,7 +726,16 @@ def test_search_finds_arcface(chromium, book_url):
 # Live figures (frbook.viz.live): they draw and redraw in the page itself, offline
 
 # Pages with live figures, and the slider each test moves there.
-LIVE_PAGES = {"book/ch03_margins": ("margin", "m"), "book/ch06_p2sgrad": ("gradient", "s")}
+LIVE_PAGES = {"book/ch03_margins": ("margin", "m"), "book/ch06_p2sgrad": ("gradient", "s"),
+              "book/ch07_search": ("reduction", "a")}
+# The curve of each kind that the tests compare with the library.
+LIVE_CURVES = {"margin": "target_logit", "gradient": "target_probability", "reduction": "reduction"}
+
+# The first drawn live figure of a kind (a page may hold several kinds).
+_LIVE_FIND = r"""
+(kind) => [...document.querySelectorAll('.frbook-live[data-draws]')]
+  .find((root) => JSON.parse(root.dataset.config).kind === kind) || null
+"""
 
 _LIVE_READ = r"""
 (root) => ({
@@ -751,12 +760,18 @@ _LIVE_MOVE = r"""
 
 
 def _expected_curve(kind: str, state: dict, name: str, x):
-    """What frbook.losses says a live figure's curve ``name`` holds at angles ``x``."""
+    """What frbook says a live figure's curve ``name`` holds at ``x`` (angles; for the
+    reduction, softmax probabilities p)."""
     import torch
 
     from frbook import losses
     from frbook.losses import gradients
+    from frbook.search import reduce_probability
 
+    if kind == "reduction":
+        if name != "reduction":
+            raise AssertionError(f"no expected values for curve {name}")
+        return reduce_probability(torch.tensor(x, dtype=torch.float64), state["params"]["a"])
     theta = torch.tensor(x, dtype=torch.float64)
     params = dict(state["params"])
     loss = losses.get(state["loss"], **params)
@@ -768,12 +783,12 @@ def _expected_curve(kind: str, state: dict, name: str, x):
 
 
 def exercise_live_figure(page, kind: str, key: str, screenshot_stem: str | None = None) -> list[str]:
-    """Move slider ``key`` of the page's first live figure; return what went wrong (empty if
-    nothing): it must have drawn, redrawn on the move, and drawn the library's values."""
+    """Move slider ``key`` of the page's first live figure of ``kind``; return what went wrong
+    (empty if nothing): it must have drawn, redrawn on the move, and drawn the library's values."""
     problems = []
-    root = page.wait_for_selector(".frbook-live[data-draws]", timeout=SETTLE_MS)
+    root = page.wait_for_function(_LIVE_FIND, arg=kind, timeout=SETTLE_MS).as_element()
     root.scroll_into_view_if_needed()
-    curve = "target_logit" if kind == "margin" else "target_probability"
+    curve = LIVE_CURVES[kind]
     if screenshot_stem:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         root.screenshot(path=str(SCREENSHOTS / f"{screenshot_stem}-before.png"))
@@ -802,7 +817,7 @@ def exercise_live_figure(page, kind: str, key: str, screenshot_stem: str | None 
     for i, want in zip(picks, expected.tolist()):
         got = values["y"][i]
         if got is None or not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
-            problems.append(f"{curve} at theta={values['x'][i]:.4f}: drawn {got}, frbook.losses {want}")
+            problems.append(f"{curve} at x={values['x'][i]:.4f}: drawn {got}, frbook {want}")
     return problems
 
 
@@ -835,22 +850,40 @@ def test_live_figures_work_offline_standalone(chromium, tmp_path):
         "<!doctype html><html><head><meta charset='utf-8'></head><body>"
         + live.margin_figure("arcface").data
         + live.gradient_figure("cosface", num_classes=1000).data
+        + live.reduction_figure().data
         + "</body></html>"
     )
     context, page, blocked, errors = _offline_page(chromium)
     try:
         page.goto(page_file.as_uri())
         problems = exercise_live_figure(page, "margin", "m", "live-standalone-margin")
-        figures = page.query_selector_all(".frbook-live")
-        if len(figures) != 2:
-            problems.append(f"{len(figures)} live figures drawn, not 2")
-        else:
-            page.evaluate("() => document.querySelector('.frbook-live').removeAttribute('data-draws')")
-            problems += exercise_live_figure(page, "gradient", "s", "live-standalone-gradient")
+        problems += exercise_live_figure(page, "gradient", "s", "live-standalone-gradient")
+        problems += exercise_live_figure(page, "reduction", "a", "live-standalone-reduction")
+        problems += _check_reduction_readout(page)
+        figures = page.query_selector_all(".frbook-live[data-draws]")
+        if len(figures) != 3:
+            problems.append(f"{len(figures)} live figures drawn, not 3")
     finally:
         context.close()
     fail_on(problems + [f"uncaught exception: {e}" for e in errors]
             + [f"asked the network for {u}" for u in blocked], "the live figures failed")
+
+
+def _check_reduction_readout(page) -> list[str]:
+    """Moving s changes the reduction figure's readout, which states frbook's CosFace margin."""
+    from frbook.search import cosface_margin
+
+    root = page.wait_for_function(_LIVE_FIND, arg="reduction", timeout=SETTLE_MS).as_element()
+    read = "(root) => [root.querySelector('.fl-readout').textContent, JSON.parse(root.dataset.state).params]"
+    before, _ = page.evaluate(read, root)
+    if not page.evaluate(_LIVE_MOVE, [root, "s"]):
+        return ["the live reduction figure has no slider 's'"]
+    after, params = page.evaluate(read, root)
+    margin = f"m = log(1 − a) / s = {round(cosface_margin(params['a'], params['s']), 3):g}"
+    problems = [] if after != before else ["moving s left the reduction figure's readout as it was"]
+    if margin not in after:
+        problems.append(f"the reduction figure's readout {after!r} does not state {margin!r}")
+    return problems
 
 
 @pytest.mark.parametrize("name", sorted(LIVE_PAGES))

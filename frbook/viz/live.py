@@ -1,10 +1,12 @@
-"""Live figures that need no kernel: the margin and gradient explorers, drawn by the browser.
+"""Live figures that need no kernel: the margin and gradient explorers and Search-Softmax's
+probability reduction h(a, p), drawn by the browser.
 
-The target logits are closed-form, so a page can evaluate them itself. Each function here returns
+The target logits and h(a, p) are closed-form, so a page can evaluate them itself. Each function here returns
 an ``IPython.display.HTML`` holding a ``<div class="frbook-live">`` with the figure's starting
 parameters (JSON) and the script ``static/live.js``, inlined, which draws the figure in SVG and
 redraws it as its sliders move: in the static HTML book (offline, no kernel) and in JupyterLab
-alike. The script mirrors :mod:`frbook.losses`; ``tests/test_live.py`` checks it against them.
+alike. The script mirrors :mod:`frbook.losses` (and :mod:`frbook.losses.search_softmax`);
+``tests/test_live.py`` checks it against them.
 
 The ipywidgets explorers of :mod:`frbook.viz.widgets` stay for readers with a kernel: they build
 the library's losses themselves and take any parameter the loss takes.
@@ -17,8 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import losses as _losses
+from ..losses.angles import check_number
+from ..losses.search_softmax import cosface_margin
 
-__all__ = ["margin_figure", "gradient_figure", "LIVE_LOSSES", "script"]
+__all__ = ["margin_figure", "gradient_figure", "reduction_figure", "LIVE_LOSSES", "script"]
 
 SCRIPT = Path(__file__).with_name("static") / "live.js"
 # The losses the browser knows, with the parameters its sliders set.
@@ -92,3 +96,18 @@ def gradient_figure(loss: str = "arcface", num_classes: int = 10_000, **params):
     config = {"kind": "gradient", "loss": loss, "params": _params(loss, GRADIENT_LIVE_LOSSES, params),
               "losses": list(GRADIENT_LIVE_LOSSES), "num_classes": num_classes}
     return _figure(config, f"Live gradient figure ({loss}): it needs JavaScript.")
+
+
+def reduction_figure(a: float = -100.0, s: float = 30.0):
+    """Search-Softmax's reduction, live: h(a, p) = p / (a p + 1 - a) against the softmax
+    probability p, beside the identity (a = 0), as :func:`frbook.losses.search_softmax.reduce_probability`.
+
+    A slider sets ``a`` through log10(1 - a), from 0 to 6 (a from 0 to -999999), another the
+    scale ``s``; the line under the figure gives the CosFace margin that a constant ``a`` is at
+    that scale, m = log(1 - a) / s (:func:`frbook.losses.search_softmax.cosface_margin`).
+    """
+    a = check_number("a", a, lambda v: v <= 0, "<= 0 (a > 0 would raise the target probability)")
+    s = check_number("s", s, lambda v: v > 0, "> 0 (the scale of the logits)")
+    config = {"kind": "reduction", "params": {"a": a, "s": s}}
+    return _figure(config, f"Live figure of h(a, p) at a = {a:g}, the CosFace margin "
+                           f"m = {cosface_margin(a, s):.3f} at s = {s:g}: it needs JavaScript.")

@@ -1,8 +1,10 @@
-// frbook's live figures: the margin and gradient explorers drawn in the browser, with no kernel.
+// frbook's live figures: the margin and gradient explorers and the probability reduction h(a, p),
+// drawn in the browser, with no kernel.
 //
 // The target logits are closed-form, so the page evaluates them itself: this file mirrors
 // frbook.losses (target_logit) and frbook.losses.gradients (target_slope, target_probability,
-// target_angle_gradient) for NormFace, CosFace, ArcFace, SphereFace and the combined margin.
+// target_angle_gradient) for NormFace, CosFace, ArcFace, SphereFace and the combined margin, and
+// frbook.losses.search_softmax (reduce_probability, cosface_margin) for Search-Softmax.
 // tests/test_live.py checks the mirror against the library; tests/test_browser.py checks the
 // values drawn in a page against it. Vanilla JavaScript and SVG: nothing is fetched.
 //
@@ -113,6 +115,18 @@
     return Math.abs((1 - P) * p.s * targetSlope(loss, p, t) * Math.sin(t));
   }
 
+  // h(a, p) = p / (a p + 1 - a), the target probability after the margin
+  // (frbook.losses.search_softmax.reduce_probability). Written as p / (1 + (-a)(1 - p)): both terms
+  // of the denominator are >= 0, so nothing cancels when p is near 1 and |a| is large.
+  function reduceProbability(a, p) {
+    return p / (1 - a * (1 - p));
+  }
+
+  // The CosFace margin that a constant a is at scale s: log(1 - a) / s (cosface_margin).
+  function cosfaceMargin(a, s) {
+    return Math.log1p(-a) / s;
+  }
+
   function p2sgradGradient(theta) {
     return (1 - Math.cos(theta)) * Math.sin(theta);
   }
@@ -136,6 +150,7 @@
 .frbook-live .fl-axis { stroke: currentColor; stroke-width: 1; fill: none; }
 .frbook-live .fl-grid { stroke: currentColor; stroke-opacity: 0.15; }
 .frbook-live .fl-title { font-size: 15px; font-weight: 600; }
+.frbook-live .fl-readout { margin-top: 0.3em; font-variant-numeric: tabular-nums; }
 `;
 
   function el(tag, attrs, parent) {
@@ -154,7 +169,8 @@
     return ticks;
   }
 
-  // One panel: curves [{x (rad), y, color, dash, label, name}] on an angle axis.
+  // One panel: curves [{x, y, color, dash, width, label, name}]; x is an angle (rad, labelled in
+  // degrees from 0 to 180) unless spec.xangle is false.
   function drawPanel(svg, spec) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     const W = 480, H = 340, L = 56, R = 12, T = 30, B = 46;
@@ -163,16 +179,15 @@
     const X = (x) => L + (x - xlo) / (xhi - xlo) * (W - L - R);
     const Y = (y) => T + (yhi - y) / (yhi - ylo) * (H - T - B);
     // An angle axis is labelled in degrees; the values stay in radians.
-    const yticks = spec.yangle ? [0, 30, 60, 90, 120, 150, 180].map((d) => [d * PI / 180, d + "°"])
-      : niceTicks(ylo, yhi, 5).map((t) => [t, String(+t.toFixed(2))]);
-    for (const [t, text] of yticks) {
+    const ticks = (angle, lo, hi) => (angle ? [0, 30, 60, 90, 120, 150, 180].map((d) => [d * PI / 180, d + "°"])
+      : niceTicks(lo, hi, 5).map((t) => [t, String(+t.toFixed(2))]));
+    for (const [t, text] of ticks(spec.yangle, ylo, yhi)) {
       el("line", {class: "fl-grid", x1: L, x2: W - R, y1: Y(t), y2: Y(t)}, svg);
       el("text", {x: L - 6, y: Y(t) + 4, "text-anchor": "end"}, svg).textContent = text;
     }
-    for (let d = 0; d <= 180; d += 30) {
-      const x = X(d * PI / 180);
-      el("line", {class: "fl-grid", x1: x, x2: x, y1: T, y2: H - B}, svg);
-      el("text", {x, y: H - B + 17, "text-anchor": "middle"}, svg).textContent = d + "°";
+    for (const [t, text] of ticks(spec.xangle !== false, xlo, xhi)) {
+      el("line", {class: "fl-grid", x1: X(t), x2: X(t), y1: T, y2: H - B}, svg);
+      el("text", {x: X(t), y: H - B + 17, "text-anchor": "middle"}, svg).textContent = text;
     }
     el("rect", {class: "fl-axis", x: L, y: T, width: W - L - R, height: H - T - B}, svg);
     el("text", {x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle"}, svg).textContent = spec.xlabel;
@@ -191,17 +206,18 @@
         d += (pen ? "L" : "M") + X(x).toFixed(2) + "," + Y(y).toFixed(2);
         pen = true;
       });
-      const path = el("path", {d, fill: "none", stroke: curve.color, "stroke-width": 2.2,
+      const width = curve.width || 2.2;
+      const path = el("path", {d, fill: "none", stroke: curve.color, "stroke-width": width,
                                "clip-path": `url(#${clip})`, class: "fl-curve"}, svg);
       if (curve.dash) path.setAttribute("stroke-dasharray", "7 5");
-      // The values drawn, for readers' tools and the tests: angles in radians, values as plotted.
+      // The values drawn, for readers' tools and the tests: x (angles in radians) and y as plotted.
       path.dataset.name = curve.name;
       path.dataset.x = JSON.stringify(curve.x);
       path.dataset.y = JSON.stringify(curve.y.map((y) => (Number.isFinite(y) ? y : null)));
       if (curve.label) {
         const lx = spec.legendRight ? W - R - 190 : L + 10;
         el("line", {x1: lx, x2: lx + 24, y1: legendY - 4, y2: legendY - 4, stroke: curve.color,
-                    "stroke-width": 2.2, "stroke-dasharray": curve.dash ? "7 5" : "none"}, svg);
+                    "stroke-width": width, "stroke-dasharray": curve.dash ? "7 5" : "none"}, svg);
         el("text", {x: lx + 30, y: legendY}, svg).textContent = curve.label;
         legendY += 18;
       }
@@ -275,6 +291,27 @@
     fig.root.dataset.pullMax = pmax;
   }
 
+  // a spans six decades; four significant digits say it, with thousands separated.
+  function fmtA(a) {
+    return a === 0 ? "0" : (+a.toPrecision(4)).toLocaleString("en", {maximumFractionDigits: 3});
+  }
+
+  function drawReduction(fig) {
+    const {a, s} = fig.state.params;
+    const p = grid(0, 1, SAMPLES);
+    drawPanel(fig.svgs[0], {
+      title: `h(a, p) = p / (a p + 1 − a), a = ${fmtA(a)}`, xangle: false,
+      xlabel: "softmax probability of the target, p", ylabel: "after the margin, p_m = h(a, p)",
+      xrange: [0, 1], yrange: [-0.02, 1.02],
+      curves: [
+        {name: "identity", x: p, y: p, color: GREY, dash: true, width: 1.2, label: "a = 0 (no margin): p_m = p"},
+        {name: "reduction", x: p, y: p.map((v) => reduceProbability(a, v)), color: BLUE, label: `a = ${fmtA(a)}`},
+      ],
+    });
+    fig.readout.textContent = `a = ${fmtA(a)} lowers the target logit by log(1 − a) = ${fmt(Math.log1p(-a))}: `
+      + `at s = ${fmt(s)} it is CosFace with margin m = log(1 − a) / s = ${fmt(cosfaceMargin(a, s))}.`;
+  }
+
   // ------------------------------------------------------------------ controls
 
   function control(parent, labelText, input, readout) {
@@ -282,6 +319,32 @@
     label.append(labelText, input);
     if (readout) label.append(readout);
     parent.appendChild(label);
+  }
+
+  // One range input with its readout; onInput(value) updates the state and returns the text to show.
+  function slider(fig, {name, label, min, max, step, value, text}, onInput) {
+    const input = document.createElement("input");
+    Object.assign(input, {type: "range", name, min, max, step, value});
+    const out = document.createElement("output");
+    out.textContent = text;
+    input.addEventListener("input", () => {
+      out.textContent = onInput(Number(input.value));
+      fig.draw();
+    });
+    control(fig.controls, label, input, out);
+  }
+
+  function buildReductionControls(fig) {
+    const params = fig.state.params;
+    // a on a log scale, through log10(1 - a): 0 .. 6, so a from 0 to -999999. The input is named
+    // after the parameter it sets; params.a is the value drawn.
+    slider(fig, {name: "a", label: "a", min: 0, max: 6, step: 0.01, value: Math.log10(1 - params.a),
+                 text: fmtA(params.a)}, (v) => {
+      params.a = 1 - Math.pow(10, v);
+      return fmtA(params.a);
+    });
+    slider(fig, {name: "s", label: "s (scale)", min: 1, max: 64, step: 1, value: params.s, text: fmt(params.s)},
+           (v) => { params.s = v; return fmt(v); });
   }
 
   function buildControls(fig) {
@@ -298,17 +361,11 @@
       fig.draw();
     });
     control(box, "loss", select);
-    for (const [key, text, min, max, step] of CONTROLS[loss]) {
-      const input = document.createElement("input");
-      Object.assign(input, {type: "range", name: key, min, max, step, value: params[key]});
-      const out = document.createElement("output");
-      out.textContent = fmt(params[key]);
-      input.addEventListener("input", () => {
-        params[key] = Number(input.value);
-        out.textContent = fmt(params[key]);
-        fig.draw();
+    for (const [key, label, min, max, step] of CONTROLS[loss]) {
+      slider(fig, {name: key, label, min, max, step, value: params[key], text: fmt(params[key])}, (v) => {
+        params[key] = v;
+        return fmt(v);
       });
-      control(box, text, input, out);
     }
     if (loss === "arcface") {
       const fb = document.createElement("select");
@@ -319,17 +376,12 @@
     }
     if (fig.kind === "gradient") {
       // C on a log scale: 10^1 .. 10^6
-      const input = document.createElement("input");
-      Object.assign(input, {type: "range", name: "num_classes", min: 0.31, max: 6, step: 0.01,
-                            value: Math.log10(fig.state.num_classes)});
-      const out = document.createElement("output");
-      out.textContent = fig.state.num_classes.toLocaleString("en");
-      input.addEventListener("input", () => {
-        fig.state.num_classes = Math.max(2, Math.round(Math.pow(10, Number(input.value))));
-        out.textContent = fig.state.num_classes.toLocaleString("en");
-        fig.draw();
-      });
-      control(box, "C (classes)", input, out);
+      slider(fig, {name: "num_classes", label: "C (classes)", min: 0.31, max: 6, step: 0.01,
+                   value: Math.log10(fig.state.num_classes), text: fig.state.num_classes.toLocaleString("en")},
+             (v) => {
+               fig.state.num_classes = Math.max(2, Math.round(Math.pow(10, v)));
+               return fig.state.num_classes.toLocaleString("en");
+             });
     }
   }
 
@@ -338,14 +390,16 @@
     root.dataset.mounted = "1";
     const config = JSON.parse(root.dataset.config);
     root.textContent = "";
+    const reduction = config.kind === "reduction";
     const fig = {root, kind: config.kind, losses: config.losses,
-                 state: {loss: config.loss, params: {...DEFAULTS[config.loss], ...config.params},
-                         confidence: config.confidence, num_classes: config.num_classes}};
+                 state: reduction ? {params: {...config.params}}
+                   : {loss: config.loss, params: {...DEFAULTS[config.loss], ...config.params},
+                      confidence: config.confidence, num_classes: config.num_classes}};
     fig.controls = document.createElement("div");
     fig.controls.className = "fl-controls";
     const panels = document.createElement("div");
     panels.className = "fl-panels";
-    fig.svgs = [0, 1].map(() => {
+    fig.svgs = (reduction ? [0] : [0, 1]).map(() => {
       const holder = document.createElement("div");
       holder.className = "fl-panel";
       panels.appendChild(holder);
@@ -353,12 +407,19 @@
       return svg;
     });
     root.append(fig.controls, panels);
+    if (reduction) {
+      fig.readout = document.createElement("div");
+      fig.readout.className = "fl-readout";
+      root.append(fig.readout);
+    }
+    const draw = {margin: drawMargin, gradient: drawGradient, reduction: drawReduction}[fig.kind];
+    if (!draw) throw new Error("frbook live figure: unknown kind " + fig.kind);
     fig.draw = () => {
-      (fig.kind === "margin" ? drawMargin : drawGradient)(fig);
+      draw(fig);
       root.dataset.state = JSON.stringify(fig.state);
       root.dataset.draws = String(Number(root.dataset.draws || 0) + 1);
     };
-    buildControls(fig);
+    (reduction ? buildReductionControls : buildControls)(fig);
     fig.draw();
   }
 
@@ -369,8 +430,8 @@
   const style = document.createElement("style");
   style.textContent = STYLE;
   document.head.appendChild(style);
-  window.frbookLive = {targetLogit, targetSlope, targetProbability, angleGradient, mount, mountAll,
-                       DEFAULTS, CONTROLS};
+  window.frbookLive = {targetLogit, targetSlope, targetProbability, angleGradient, reduceProbability,
+                       cosfaceMargin, mount, mountAll, DEFAULTS, CONTROLS};
   if (mine && mine.matches(".frbook-live[data-config]")) mount(mine);
   mountAll();
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mountAll);
