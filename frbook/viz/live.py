@@ -1,8 +1,8 @@
 """Live figures that need no kernel: the margin and gradient explorers and Search-Softmax's
 probability reduction h(a, p), drawn by the browser.
 
-The target logits and h(a, p) are closed-form, so a page can evaluate them itself. Each function here returns
-an ``IPython.display.HTML`` holding a ``<div class="frbook-live">`` with the figure's starting
+The target logits and h(a, p) are closed-form, so a page can evaluate them itself. Each function
+here returns an ``IPython.display.HTML`` holding a ``<div class="frbook-live">`` with the figure's starting
 parameters (JSON) and the script ``static/live.js``, inlined, which draws the figure in SVG and
 redraws it as its sliders move: in the static HTML book (offline, no kernel) and in JupyterLab
 alike. The script mirrors :mod:`frbook.losses` (and :mod:`frbook.losses.search_softmax`);
