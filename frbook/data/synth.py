@@ -285,11 +285,7 @@ def nuisance_vector(identity_ids, image_indices, seed: int = 0,
     A function of ``(seed, identity, image index)`` only. Every entry is zero (or neutral) at
     ``difficulty=0`` and grows linearly with ``difficulty`` up to ``NUISANCE_AT_DIFFICULTY_1``.
     """
-    ids = _as_index_tensor(identity_ids, "identity_ids")
-    idx = _as_index_tensor(image_indices, "image_indices")
-    if ids.shape != idx.shape:
-        raise ValueError(f"identity_ids and image_indices must have the same length, got "
-                         f"{ids.numel()} and {idx.numel()}")
+    ids, idx = _image_keys(identity_ids, image_indices)
     seed = _check_seed(seed)
     _check_size_channels_difficulty(16, 1, difficulty)
     u = _hash_uniform([seed, _NUISANCE_STREAM, ids, idx],
@@ -365,11 +361,7 @@ def _check_age(age) -> None:
 def image_ages(identity_ids, image_indices, seed: int = 0, age: float = 0.0) -> torch.Tensor:
     """The age of each image in [0, ``age``], float32 of shape (N,): drawn uniformly, as a
     function of ``(seed, identity, image index)`` only, so one identity is seen at many ages."""
-    ids = _as_index_tensor(identity_ids, "identity_ids")
-    idx = _as_index_tensor(image_indices, "image_indices")
-    if ids.shape != idx.shape:
-        raise ValueError(f"identity_ids and image_indices must have the same length, got "
-                         f"{ids.numel()} and {idx.numel()}")
+    ids, idx = _image_keys(identity_ids, image_indices)
     seed = _check_seed(seed)
     _check_age(age)
     return float(age) * _hash_uniform([seed, _AGE_STREAM, ids, idx], 1)[:, 0]
@@ -894,11 +886,7 @@ def render_faces(identity_ids, image_indices, *, size: int = 64, channels: int =
     _check_size_channels_difficulty(size, channels, difficulty)
     _check_age(age)
     seed = _check_seed(seed)
-    ids = _as_index_tensor(identity_ids, "identity_ids")
-    idx = _as_index_tensor(image_indices, "image_indices")
-    if ids.shape != idx.shape:
-        raise ValueError(f"identity_ids and image_indices must have the same length, got "
-                         f"{ids.numel()} and {idx.numel()}")
+    ids, idx = _image_keys(identity_ids, image_indices)
     if ages is not None:
         ages = _check_ages(ages, ids.numel())
     elif age > 0:
@@ -948,6 +936,16 @@ def _check_seed(seed) -> int:
     if not _is_int(seed) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     return int(seed)
+
+
+def _image_keys(identity_ids, image_indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (identity, image index) pairs that key an image, as two int64 tensors of one length."""
+    ids = _as_index_tensor(identity_ids, "identity_ids")
+    idx = _as_index_tensor(image_indices, "image_indices")
+    if ids.shape != idx.shape:
+        raise ValueError(f"identity_ids and image_indices must have the same length, got "
+                         f"{ids.numel()} and {idx.numel()}")
+    return ids, idx
 
 
 def _as_index_tensor(values, name: str) -> torch.Tensor:
