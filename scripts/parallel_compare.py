@@ -11,12 +11,18 @@ losses first within a fold), at most ``--jobs`` at a time; none starts after ``-
 seconds, and any still running at ``--stop-at`` is stopped (its result is simply not written: the
 comparison resumes it next time). Each job's output goes to ``<log-dir>/<loss>-fold<K>.log``.
 
+Each job runs with ``--threads`` torch threads (default: the machine's cores shared out among the
+jobs, at least one), set through OMP_NUM_THREADS: more threads than cores slow every job, and the
+thread count changes the order of floating-point sums, so a run is reproduced only with the same
+count (the result file's provenance records it).
+
 Training times in the result files of runs that shared a device measure the shared device:
 compare them only with runs made the same way.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -39,6 +45,11 @@ def job_list(config: dict, only, folds) -> list[tuple[str, int | None]]:
     return [(label, fold) for fold in (folds or config["compare"]["folds"]) for label in labels]
 
 
+def threads_per_job(jobs: int, threads: int | None, cores: int | None) -> int:
+    """``threads`` when given, else the cores shared out among the jobs (at least one each)."""
+    return threads or max(1, (cores or 1) // jobs)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a comparison config")
@@ -54,9 +65,15 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--report-every", type=float, default=60, metavar="S",
                         help="print the end of each running job's log every S seconds (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads per job (default: the cores divided among the jobs, at least 1)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    threads = threads_per_job(args.jobs, args.threads, os.cpu_count())
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
     config = load_comparison(args.config)
     pending = job_list(config, args.only, args.folds)
@@ -64,7 +81,7 @@ def main(argv=None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     running, finished = {}, []
     start = time.monotonic()
-    print(f"{len(pending)} jobs, {args.jobs} at a time", flush=True)
+    print(f"{len(pending)} jobs, {args.jobs} at a time, {threads} torch thread(s) each", flush=True)
     while pending or running:
         now = time.monotonic() - start
         while pending and len(running) < args.jobs and now < args.launch_until:
@@ -75,7 +92,8 @@ def main(argv=None) -> int:
             command += ["--out", args.out] if args.out else []
             command += ["--device", args.device] if args.device else []
             log = open(log_dir / f"{label}-fold{fold}.log", "w")
-            running[label, fold] = (subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT),
+            running[label, fold] = (subprocess.Popen(command, cwd=REPO, env=env, stdout=log,
+                                                     stderr=subprocess.STDOUT),
                                     log, now)
             print(f"[{now:6.0f} s] start {label}, fold {fold}", flush=True)
         if now >= args.launch_until and pending:

@@ -191,6 +191,14 @@ def load_launcher():
     return module
 
 
+def test_launcher_shares_the_cores_among_its_jobs():
+    launcher = load_launcher()
+    assert launcher.threads_per_job(jobs=2, threads=None, cores=2) == 1
+    assert launcher.threads_per_job(jobs=4, threads=None, cores=2) == 1  # never zero
+    assert launcher.threads_per_job(jobs=2, threads=None, cores=16) == 8
+    assert launcher.threads_per_job(jobs=2, threads=3, cores=16) == 3
+
+
 def test_launcher_starts_searches_first_fold_by_fold():
     launcher = load_launcher()
     config = experiment.load_comparison(REPO / "configs" / "compare_lfw_cpu.yaml")
