@@ -1,0 +1,185 @@
+"""Every command that writes the book's result files, in one list, and a check of where each file came from.
+
+    python scripts/rerun_results.py --list                    # the steps and their commands
+    python scripts/rerun_results.py --status                  # per folder: files, commits, dirty flags
+    python scripts/rerun_results.py --run [--jobs 2] [--only compare_lfw_cpu ...] [--device cpu]
+
+``--run`` re-creates ``book/results/`` from the checkout it is run in, which must be a clean commit
+(the files record that commit; a dirty tree is refused). Steps run in the order listed, at most
+``--jobs`` at a time, each in its own processes with ``--threads`` torch threads (default 1): the
+thread count changes the order of floating-point sums, and with it a training's trajectory (on LFW's
+600-pair folds, by points of accuracy), so a file is reproduced by the same command on the same kind
+of machine with the same thread count. Comparisons resume where they stopped and skip the runs already
+written under the same protocol, so ``--run`` can be stopped and started again. Old result files are
+not deleted: move a folder away first to re-create it. Each step's output goes to
+``runs/rerun_results/<step>.log``.
+
+``--status`` is the check of "every file from one clean commit": it lists, per folder, how many
+files there are, the commits and dates they record and how many say the tree was dirty, and exits
+with 1 when they come from more than one commit or any is dirty.
+
+The cost on the 2-core CPU this book is built on (AVX only, about 350 training images/s per core
+for the small CNN at 64x64): the ten LFW folds about 16 hours of one core, everything else about 10.
+On a GPU the LFW comparison is ``configs/compare_lfw_gpu.yaml`` (a different protocol, iResNet-18
+at 112x112), not a step of this list.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "book" / "results"
+PY = "python"  # replaced by the running interpreter when a step runs
+
+
+def compare(config: str, *extra: str) -> list[str]:
+    return [PY, "-m", "frbook", "experiment", "compare", "--config", f"configs/{config}.yaml", "--quiet", *extra]
+
+
+# (step, result folder, commands run one after another). LFW first: the costliest and the one the
+# chapters compare across the most entries. A step's commands depend on each other; steps do not,
+# except where a later step reads an earlier one's output (noted).
+STEPS: list[tuple[str, str, list[list[str]]]] = [
+    *[(f"compare_lfw_cpu-fold{k}", "compare_lfw_cpu", [compare("compare_lfw_cpu", "--folds", str(k))])
+      for k in range(10)],
+    ("compare_all_cpu", "compare_all_cpu", [compare("compare_all_cpu")]),
+    ("compare_all_hard_cpu", "compare_all_hard_cpu", [compare("compare_all_hard_cpu")]),
+    ("compare_margins_cpu", "compare_margins_cpu", [compare("compare_margins_cpu")]),
+    ("compare_scale_cpu", "compare_scale_cpu", [compare("compare_scale_cpu")]),
+    ("p2sgrad_cpu", "p2sgrad_cpu", [compare("p2sgrad_cpu")]),
+    ("p2sgrad_noise20_cpu", "p2sgrad_noise20_cpu", [compare("p2sgrad_noise20_cpu")]),
+    ("p2sgrad_noise40_cpu", "p2sgrad_noise40_cpu", [compare("p2sgrad_noise40_cpu")]),
+    ("p2sgrad_fixes", "p2sgrad_fixes", [[PY, "scripts/p2sgrad_fixes.py"]]),
+    ("search_cpu", "search_cpu", [compare("search_cpu")]),
+    ("search_fixed_a_cpu", "search_fixed_a_cpu", [compare("search_fixed_a_cpu")]),
+    ("tml_cpu", "tml_cpu", [compare("tml_cpu")]),
+    ("tml_age_cpu", "tml_age_cpu", [compare("tml_age_cpu")]),
+    ("lfw_eval", "lfw_eval", [[PY, "-m", "frbook", "eval", "--model", "pixels", "--target", "lfw",
+                               "--json", "book/results/lfw_eval/pixels.json", "--quiet"]]),
+    # The alignment comparison reads the aligned copy of LFW that its first command writes.
+    ("compare_lfw_align_cpu", "compare_lfw_align_cpu", [  # and lfw_align
+        [PY, "-m", "frbook", "data", "align", "../shared/data/lfw", ".lfw/aligned", "--fallback-crop", "0.5"],
+        ["mkdir", "-p", "book/results/lfw_align"],
+        ["cp", ".lfw/aligned/align.json", "book/results/lfw_align/align.json"],  # its counts, for chapter 5
+        compare("compare_lfw_align_cpu")]),
+    ("synth_transfer", "synth_transfer", [
+        [PY, "-m", "frbook", "train", "--config", "configs/train_synth_cpu.yaml", "--set", "eval.targets=[synth, lfw]",
+         "--out", "runs/synth_transfer", "--quiet"],
+        [PY, "-m", "frbook", "eval", "--checkpoint", "runs/synth_transfer/last.pt", "--target", "lfw",
+         "--json", "book/results/synth_transfer/arcface_synth_on_lfw.json", "--quiet"]]),
+    *[(f"lfw_unrestricted_cpu-{loss}", "lfw_unrestricted_cpu", [
+        [PY, "-m", "frbook", "train", "--config", "configs/train_lfw_cpu.yaml", "--set", f"loss.name={loss}",
+         "--out", f"runs/lfw_unrestricted_cpu/{loss}", "--quiet"],
+        [PY, "scripts/collect_run.py", f"runs/lfw_unrestricted_cpu/{loss}",
+         f"book/results/lfw_unrestricted_cpu/{loss}-fold0.json"]])
+      for loss in ("softmax", "normface", "cosface", "arcface")],
+]
+FOLDERS = sorted({folder for _, folder, _ in STEPS} | {"lfw_align"})
+
+
+def folder_status(folder: Path) -> dict:
+    """Files, the commits and dates they record, and how many say dirty, for one result folder."""
+    commits, dirty, dates = Counter(), 0, []
+    files = sorted(folder.rglob("*.json"))
+    for path in files:
+        provenance = json.loads(path.read_text()).get("provenance", {})
+        commits[str(provenance.get("git_commit", "none"))[:10]] += 1
+        dirty += bool(provenance.get("git_dirty"))
+        dates.append(str(provenance.get("date", ""))[:10])
+    return {"files": len(files), "commits": dict(commits), "dirty": dirty,
+            "dates": (min(dates), max(dates)) if dates else None}
+
+
+def status(results: Path = RESULTS) -> tuple[list[tuple[str, dict]], bool]:
+    """(folder, status) for every folder under ``results``, and whether they all share one clean commit."""
+    rows = [(folder.name, folder_status(folder)) for folder in sorted(results.iterdir()) if folder.is_dir()]
+    commits = {commit for _, row in rows for commit in row["commits"]}
+    return rows, len(commits) == 1 and not any(row["dirty"] for _, row in rows)
+
+
+def is_dirty(repo: Path) -> bool:
+    return bool(subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True,
+                               check=True).stdout.strip())
+
+
+def run(steps, jobs: int, threads: int, device: str | None, log_dir: Path) -> int:
+    """Run the steps, at most ``jobs`` at a time; return the number that failed."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pending, running, failed, start = list(steps), {}, 0, time.monotonic()
+    while pending or running:
+        while pending and len(running) < jobs:
+            name, _, commands = pending.pop(0)
+            commands = [[sys.executable if part == PY else part for part in command]
+                        + (["--device", device] if device and "compare" in command else []) for command in commands]
+            script = " && ".join(subprocess.list2cmdline(command) for command in commands)
+            log = open(log_dir / f"{name}.log", "w")
+            running[name] = (subprocess.Popen(script, shell=True, cwd=REPO, env=env, stdout=log,
+                                              stderr=subprocess.STDOUT), log)
+            print(f"[{time.monotonic() - start:7.0f} s] start {name}", flush=True)
+        for name, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                del running[name]
+                failed += process.returncode != 0
+                state = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode}; see {log.name})"
+                print(f"[{time.monotonic() - start:7.0f} s] {state}: {name}", flush=True)
+        time.sleep(2)
+    return failed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="print the steps and their commands")
+    what.add_argument("--status", action="store_true", help="where the files under book/results came from")
+    what.add_argument("--run", action="store_true", help="run the steps (hours on a CPU; resumable)")
+    parser.add_argument("--only", nargs="+", metavar="STEP",
+                        help="only these steps, or every step of these result folders")
+    parser.add_argument("--jobs", type=int, default=1, help="steps at a time (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default: %(default)s)")
+    parser.add_argument("--device", default=None, help="cpu or cuda, for the comparisons (default: theirs)")
+    parser.add_argument("--log-dir", default=str(REPO / "runs" / "rerun_results"), help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads must be at least 1")
+    steps = STEPS
+    if args.only:
+        unknown = set(args.only) - {name for name, _, _ in STEPS} - set(FOLDERS)
+        if unknown:
+            parser.error(f"unknown step or folder: {', '.join(sorted(unknown))} (see --list)")
+        steps = [step for step in STEPS if step[0] in args.only or step[1] in args.only]
+
+    if args.list:
+        for name, folder, commands in steps:
+            print(f"{name}  (book/results/{folder})")
+            for command in commands:
+                print("    " + subprocess.list2cmdline(command))
+        return 0
+    if args.status:
+        rows, one_clean_commit = status()
+        for folder, row in rows:
+            commits = ", ".join(f"{c} x{n}" for c, n in row["commits"].items())
+            dates = "" if row["dates"] is None else f", {row['dates'][0]} to {row['dates'][1]}"
+            print(f"{folder:24s} {row['files']:4d} files, {row['dirty']:3d} dirty, commits {commits}{dates}")
+        print("one clean commit: " + ("yes" if one_clean_commit else "no"))
+        return 0 if one_clean_commit else 1
+    if is_dirty(REPO):
+        print(f"{REPO} has uncommitted changes: result files must come from a clean commit "
+              "(commit or stash them, or run from a clean clone)", file=sys.stderr)
+        return 2
+    failed = run(steps, args.jobs, args.threads, args.device, Path(args.log_dir))
+    print(f"{len(steps) - failed} of {len(steps)} steps done" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

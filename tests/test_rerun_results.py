@@ -1,0 +1,79 @@
+"""scripts/rerun_results.py: the one list of commands that writes book/results, and its check."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from frbook.experiment import load_comparison
+from frbook.provenance import REPO
+
+SCRIPT = REPO / "scripts" / "rerun_results.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("rerun_results", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_result_folder_has_its_commands():
+    rerun = load_script()
+    folders = {path.name for path in (REPO / "book" / "results").iterdir() if path.is_dir()}
+    assert folders == set(rerun.FOLDERS), folders ^ set(rerun.FOLDERS)
+    names = [name for name, _, _ in rerun.STEPS]
+    assert len(names) == len(set(names))
+
+
+def test_every_config_and_script_of_the_list_exists_and_is_valid():
+    rerun = load_script()
+    for _, _, commands in rerun.STEPS:
+        for command in commands:
+            for part in command:
+                if part.startswith(("configs/", "scripts/")):
+                    assert (REPO / part).exists(), part
+            if "compare" in command:
+                config = command[command.index("--config") + 1]
+                load_comparison(REPO / config)  # raises on an invalid entry
+    lfw = [step for step in rerun.STEPS if step[1] == "compare_lfw_cpu"]
+    folds = load_comparison(REPO / "configs" / "compare_lfw_cpu.yaml")["compare"]["folds"]
+    assert len(lfw) == len(folds) == 10
+
+
+def test_status_says_whether_the_files_share_one_clean_commit(tmp_path):
+    rerun = load_script()
+
+    def write(folder, name, commit, dirty):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / name).write_text(json.dumps(
+            {"provenance": {"git_commit": commit, "git_dirty": dirty, "date": "2026-12-07T10:00:00"}}))
+
+    write("a", "x.json", "1" * 40, False)
+    write("b", "y.json", "1" * 40, False)
+    rows, ok = rerun.status(tmp_path)
+    assert ok and [name for name, _ in rows] == ["a", "b"] and rows[0][1]["files"] == 1
+    write("b", "z.json", "1" * 40, True)
+    assert not rerun.status(tmp_path)[1]
+    write("b", "z.json", "2" * 40, False)
+    rows, ok = rerun.status(tmp_path)
+    assert not ok and rows[1][1]["commits"] == {"1" * 10: 1, "2" * 10: 1}
+
+
+def test_the_command_line_lists_checks_and_refuses_unknown_steps():
+    listed = subprocess.run([sys.executable, str(SCRIPT), "--list", "--only", "tml_cpu"], capture_output=True,
+                            text=True, check=True).stdout
+    assert "configs/tml_cpu.yaml" in listed and "compare_lfw_cpu" not in listed
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--run", "--only", "no_such_step"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "unknown step or folder: no_such_step" in bad.stderr
+    status = subprocess.run([sys.executable, str(SCRIPT), "--status"], capture_output=True, text=True)
+    assert status.returncode in (0, 1) and "one clean commit:" in status.stdout
+
+
+@pytest.mark.parametrize("argv", [["--list", "--jobs", "0"], ["--status", "--threads", "0"]])
+def test_bad_counts_are_refused(argv):
+    with pytest.raises(SystemExit) as exit_:
+        load_script().main(argv)
+    assert exit_.value.code == 2
