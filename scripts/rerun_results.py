@@ -4,19 +4,21 @@
     python scripts/rerun_results.py --status                  # per folder: files, commits, dirty flags
     python scripts/rerun_results.py --run [--jobs 2] [--only compare_lfw_cpu ...] [--device cpu]
 
-``--run`` re-creates ``book/results/`` from the checkout it is run in, which must be a clean commit
-(the files record that commit; a dirty tree is refused). Steps run in the order listed, at most
-``--jobs`` at a time, each in its own processes with ``--threads`` torch threads (default 1): the
-thread count changes the order of floating-point sums, and with it a training's trajectory (on LFW's
-600-pair folds, by points of accuracy), so a file is reproduced by the same command on the same kind
-of machine with the same thread count. Comparisons resume where they stopped and skip the runs already
-written under the same protocol, so ``--run`` can be stopped and started again. Old result files are
-not deleted: move a folder away first to re-create it. Each step's output goes to
-``runs/rerun_results/<step>.log``.
+``--run`` writes every result folder under ``--dest`` (default ``runs/rerun_results/results``,
+which git ignores: a result file written over a tracked one would make every later run record a dirty
+tree), from the checkout it is run in, which must be a clean commit (the files record that commit; a
+dirty tree is refused). Move the folders into ``book/results/`` and commit them when it is done. Steps
+run in the order listed, at most ``--jobs`` at a time, each in its own processes with ``--threads``
+torch threads (default 1): the thread count changes the order of floating-point sums, and with it a
+training's trajectory (on LFW's 600-pair folds, by points of accuracy), so a file is reproduced by
+the same command on the same kind of machine with the same thread count. Comparisons resume where
+they stopped and skip the runs already written under the same protocol, so ``--run`` can be stopped
+and started again. Each step's output goes to ``runs/rerun_results/<step>.log``.
 
-``--status`` is the check of "every file from one clean commit": it lists, per folder, how many
-files there are, the commits and dates they record and how many say the tree was dirty, and exits
-with 1 when they come from more than one commit or any is dirty.
+``--status`` is the check of "every file from one clean commit": it lists, per folder of
+``--results`` (default ``book/results``), how many files there are, the commits and dates they
+record and how many say the tree was dirty, and exits with 1 when they come from more than one
+commit or any is dirty.
 
 The cost on the 2-core CPU this book is built on (AVX only, about 350 training images/s per core
 for the small CNN at 64x64): the ten LFW folds about 16 hours of one core, everything else about 10.
@@ -39,8 +41,12 @@ RESULTS = REPO / "book" / "results"
 PY = "python"  # replaced by the running interpreter when a step runs
 
 
+OUT = "{out}"  # replaced by the step's result folder under --dest
+
+
 def compare(config: str, *extra: str) -> list[str]:
-    return [PY, "-m", "frbook", "experiment", "compare", "--config", f"configs/{config}.yaml", "--quiet", *extra]
+    return [PY, "-m", "frbook", "experiment", "compare", "--config", f"configs/{config}.yaml", "--out", OUT,
+            "--quiet", *extra]
 
 
 # (step, result folder, commands run one after another). LFW first: the costliest and the one the
@@ -56,32 +62,33 @@ STEPS: list[tuple[str, str, list[list[str]]]] = [
     ("p2sgrad_cpu", "p2sgrad_cpu", [compare("p2sgrad_cpu")]),
     ("p2sgrad_noise20_cpu", "p2sgrad_noise20_cpu", [compare("p2sgrad_noise20_cpu")]),
     ("p2sgrad_noise40_cpu", "p2sgrad_noise40_cpu", [compare("p2sgrad_noise40_cpu")]),
-    ("p2sgrad_fixes", "p2sgrad_fixes", [[PY, "scripts/p2sgrad_fixes.py"]]),
+    ("p2sgrad_fixes", "p2sgrad_fixes", [[PY, "scripts/p2sgrad_fixes.py", "--out", f"{OUT}/p2sgrad_fixes.json"]]),
     ("search_cpu", "search_cpu", [compare("search_cpu")]),
     ("search_fixed_a_cpu", "search_fixed_a_cpu", [compare("search_fixed_a_cpu")]),
     ("tml_cpu", "tml_cpu", [compare("tml_cpu")]),
     ("tml_age_cpu", "tml_age_cpu", [compare("tml_age_cpu")]),
     ("lfw_eval", "lfw_eval", [[PY, "-m", "frbook", "eval", "--model", "pixels", "--target", "lfw",
-                               "--json", "book/results/lfw_eval/pixels.json", "--quiet"]]),
-    # The alignment comparison reads the aligned copy of LFW that its first command writes.
-    ("compare_lfw_align_cpu", "compare_lfw_align_cpu", [  # and lfw_align
+                               "--json", f"{OUT}/pixels.json", "--quiet"]]),
+    # The alignment comparison reads the aligned copy of LFW that its first command writes; the
+    # aligner's counts go to the folder lfw_align beside it (chapter 5 reads them).
+    ("compare_lfw_align_cpu", "compare_lfw_align_cpu", [
         [PY, "-m", "frbook", "data", "align", "../shared/data/lfw", ".lfw/aligned", "--fallback-crop", "0.5"],
-        ["mkdir", "-p", "book/results/lfw_align"],
-        ["cp", ".lfw/aligned/align.json", "book/results/lfw_align/align.json"],  # its counts, for chapter 5
+        ["mkdir", "-p", f"{OUT}/../lfw_align"],
+        ["cp", ".lfw/aligned/align.json", f"{OUT}/../lfw_align/align.json"],
         compare("compare_lfw_align_cpu")]),
     ("synth_transfer", "synth_transfer", [
         [PY, "-m", "frbook", "train", "--config", "configs/train_synth_cpu.yaml", "--set", "eval.targets=[synth, lfw]",
          "--out", "runs/synth_transfer", "--quiet"],
         [PY, "-m", "frbook", "eval", "--checkpoint", "runs/synth_transfer/last.pt", "--target", "lfw",
-         "--json", "book/results/synth_transfer/arcface_synth_on_lfw.json", "--quiet"]]),
+         "--json", f"{OUT}/arcface_synth_on_lfw.json", "--quiet"]]),
     *[(f"lfw_unrestricted_cpu-{loss}", "lfw_unrestricted_cpu", [
         [PY, "-m", "frbook", "train", "--config", "configs/train_lfw_cpu.yaml", "--set", f"loss.name={loss}",
          "--out", f"runs/lfw_unrestricted_cpu/{loss}", "--quiet"],
         [PY, "scripts/collect_run.py", f"runs/lfw_unrestricted_cpu/{loss}",
-         f"book/results/lfw_unrestricted_cpu/{loss}-fold0.json"]])
+         f"{OUT}/{loss}-fold0.json"]])
       for loss in ("softmax", "normface", "cosface", "arcface")],
 ]
-FOLDERS = sorted({folder for _, folder, _ in STEPS} | {"lfw_align"})
+FOLDERS = sorted({folder for _, folder, _ in STEPS} | {"lfw_align"})  # lfw_align: see compare_lfw_align_cpu
 
 
 def folder_status(folder: Path) -> dict:
@@ -109,7 +116,15 @@ def is_dirty(repo: Path) -> bool:
                                check=True).stdout.strip())
 
 
-def run(steps, jobs: int, threads: int, device: str | None, log_dir: Path) -> int:
+def commands_of(step, dest: Path, device: str | None) -> list[list[str]]:
+    """The step's commands as they run: this interpreter, its result folder, the device."""
+    _, folder, commands = step
+    out = str(dest / folder)
+    return [[sys.executable if part == PY else part.replace(OUT, out) for part in command]
+            + (["--device", device] if device and "compare" in command else []) for command in commands]
+
+
+def run(steps, jobs: int, threads: int, device: str | None, dest: Path, log_dir: Path) -> int:
     """Run the steps, at most ``jobs`` at a time; return the number that failed."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -117,9 +132,9 @@ def run(steps, jobs: int, threads: int, device: str | None, log_dir: Path) -> in
     pending, running, failed, start = list(steps), {}, 0, time.monotonic()
     while pending or running:
         while pending and len(running) < jobs:
-            name, _, commands = pending.pop(0)
-            commands = [[sys.executable if part == PY else part for part in command]
-                        + (["--device", device] if device and "compare" in command else []) for command in commands]
+            step = pending.pop(0)
+            name, commands = step[0], commands_of(step, dest, device)
+            (dest / step[1]).mkdir(parents=True, exist_ok=True)
             script = " && ".join(subprocess.list2cmdline(command) for command in commands)
             log = open(log_dir / f"{name}.log", "w")
             running[name] = (subprocess.Popen(script, shell=True, cwd=REPO, env=env, stdout=log,
@@ -140,13 +155,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--list", action="store_true", help="print the steps and their commands")
-    what.add_argument("--status", action="store_true", help="where the files under book/results came from")
+    what.add_argument("--status", action="store_true", help="where the files under --results came from")
     what.add_argument("--run", action="store_true", help="run the steps (hours on a CPU; resumable)")
     parser.add_argument("--only", nargs="+", metavar="STEP",
                         help="only these steps, or every step of these result folders")
     parser.add_argument("--jobs", type=int, default=1, help="steps at a time (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default: %(default)s)")
     parser.add_argument("--device", default=None, help="cpu or cuda, for the comparisons (default: theirs)")
+    parser.add_argument("--dest", default=str(REPO / "runs" / "rerun_results" / "results"),
+                        help="where the result folders are written (default: %(default)s)")
+    parser.add_argument("--results", default=str(RESULTS), help="the folder --status reads (default: %(default)s)")
     parser.add_argument("--log-dir", default=str(REPO / "runs" / "rerun_results"), help="(default: %(default)s)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.threads < 1:
@@ -160,12 +178,12 @@ def main(argv=None) -> int:
 
     if args.list:
         for name, folder, commands in steps:
-            print(f"{name}  (book/results/{folder})")
+            print(f"{name}  ({{out}} = <dest>/{folder})")
             for command in commands:
                 print("    " + subprocess.list2cmdline(command))
         return 0
     if args.status:
-        rows, one_clean_commit = status()
+        rows, one_clean_commit = status(Path(args.results))
         for folder, row in rows:
             commits = ", ".join(f"{c} x{n}" for c, n in row["commits"].items())
             dates = "" if row["dates"] is None else f", {row['dates'][0]} to {row['dates'][1]}"
@@ -176,7 +194,7 @@ def main(argv=None) -> int:
         print(f"{REPO} has uncommitted changes: result files must come from a clean commit "
               "(commit or stash them, or run from a clean clone)", file=sys.stderr)
         return 2
-    failed = run(steps, args.jobs, args.threads, args.device, Path(args.log_dir))
+    failed = run(steps, args.jobs, args.threads, args.device, Path(args.dest), Path(args.log_dir))
     print(f"{len(steps) - failed} of {len(steps)} steps done" + (f", {failed} failed" if failed else ""))
     return 1 if failed else 0
 

@@ -77,3 +77,14 @@ def test_bad_counts_are_refused(argv):
     with pytest.raises(SystemExit) as exit_:
         load_script().main(argv)
     assert exit_.value.code == 2
+
+
+def test_commands_write_under_dest_never_over_the_tracked_files(tmp_path):
+    rerun = load_script()
+    for step in rerun.STEPS:
+        commands = rerun.commands_of(step, tmp_path, "cpu")
+        text = " ".join(part for command in commands for part in command)
+        assert "book/results" not in text and "{out}" not in text, step[0]
+        assert str(tmp_path / step[1]) in text, step[0]  # every step writes into its own folder
+        assert commands[0][0] in (sys.executable, "mkdir", "cp")
+        assert all(command[-2:] == ["--device", "cpu"] for command in commands if "compare" in command)
