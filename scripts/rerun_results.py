@@ -37,6 +37,10 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from frbook.provenance import git_commit  # noqa: E402  (the dirty flag the result files record)
+
 RESULTS = REPO / "book" / "results"
 PY = "python"  # replaced by the running interpreter when a step runs
 
@@ -109,11 +113,6 @@ def status(results: Path = RESULTS) -> tuple[list[tuple[str, dict]], bool]:
     rows = [(folder.name, folder_status(folder)) for folder in sorted(results.iterdir()) if folder.is_dir()]
     commits = {commit for _, row in rows for commit in row["commits"]}
     return rows, len(commits) == 1 and not any(row["dirty"] for _, row in rows)
-
-
-def is_dirty(repo: Path) -> bool:
-    return bool(subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True,
-                               check=True).stdout.strip())
 
 
 def commands_of(step, dest: Path, device: str | None) -> list[list[str]]:
@@ -190,7 +189,7 @@ def main(argv=None) -> int:
             print(f"{folder:24s} {row['files']:4d} files, {row['dirty']:3d} dirty, commits {commits}{dates}")
         print("one clean commit: " + ("yes" if one_clean_commit else "no"))
         return 0 if one_clean_commit else 1
-    if is_dirty(REPO):
+    if git_commit()[1]:
         print(f"{REPO} has uncommitted changes: result files must come from a clean commit "
               "(commit or stash them, or run from a clean clone)", file=sys.stderr)
         return 2
