@@ -60,7 +60,7 @@ def _preview(args) -> int:
 
 
 def _compare(args) -> int:
-    from frbook.experiment import compare, load_comparison
+    from frbook.experiment import DivergedRuns, compare, load_comparison
 
     if args.check:
         import yaml
@@ -70,8 +70,12 @@ def _compare(args) -> int:
         print(f"{args.config}: valid, {len(config['compare']['losses'])} entries (data paths are checked "
               "when training starts)")
         return 0
-    paths = compare(args.config, out_dir=args.out, only=args.only, device=args.device,
-                    progress=not args.quiet, folds=args.folds, overrides=args.set or (), runs_dir=args.runs)
+    try:
+        paths = compare(args.config, out_dir=args.out, only=args.only, device=args.device,
+                        progress=not args.quiet, folds=args.folds, overrides=args.set or (), runs_dir=args.runs)
+    except DivergedRuns as exc:
+        print(f"python -m frbook experiment compare: {exc}", file=sys.stderr)
+        return 1
     print(f"{len(paths)} result files in {paths[0].parent if paths else args.out}")
     return 0
 

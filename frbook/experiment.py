@@ -18,13 +18,15 @@ section (:mod:`frbook.protocol`)::
 the test split and written to ``<out>/<run_name>.json`` with its config, metrics and provenance.
 A run whose file holds the same protocol and entry is not repeated, and an interrupted training
 resumes from its last checkpoint (``runs/<name>/<run_name>/``), so a comparison resumes where it
-stopped.
+stopped. A training that diverges (a non-finite loss) writes no file; the other runs go on, and
+:class:`DivergedRuns` names it at the end.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -39,7 +41,11 @@ from .train.data import build_data
 from .train.distributed import World
 from .utils import pick_device
 
-__all__ = ["compare", "load_comparison", "run_one", "entry_hash"]
+__all__ = ["compare", "load_comparison", "run_one", "entry_hash", "DivergedRuns"]
+
+
+class DivergedRuns(RuntimeError):
+    """Raised by :func:`compare` after all its runs when some trainings diverged (a non-finite loss)."""
 
 
 def load_comparison(path, overrides=()) -> dict:
@@ -124,7 +130,7 @@ def compare(config_path, out_dir=None, only: list[str] | None = None, device=Non
         if extra:
             raise ConfigError(f"folds {extra} are not in {config_path}; its folds: {config['compare']['folds']}")
     out_dir = Path(out_dir or REPO / "book" / "results" / config["name"])
-    fingerprint, paths = protocol.protocol_hash(config), []
+    fingerprint, paths, diverged = protocol.protocol_hash(config), [], []
     for label, fold, seed in protocol.runs(config, labels, folds):
         path = out_dir / f"{protocol.run_name(label, seed, fold)}.json"
         paths.append(path)
@@ -136,10 +142,18 @@ def compare(config_path, out_dir=None, only: list[str] | None = None, device=Non
             print(f"[{config['name']}] {label}, seed {seed}" + ("" if fold is None else f", test fold {fold}")
                   + " ...", flush=True)
         run_dir = Path(runs_dir or REPO / "runs" / config["name"]) / protocol.run_name(label, seed, fold)
-        result = run_one(config, label, seed, fold, device=device, progress=progress, run_dir=run_dir)
+        try:
+            result = run_one(config, label, seed, fold, device=device, progress=progress, run_dir=run_dir)
+        except FloatingPointError as exc:  # one diverged training must not stop the comparison's other runs
+            diverged.append(f"{protocol.run_name(label, seed, fold)}: {exc}")
+            print(f"[{config['name']}] {diverged[-1]}", file=sys.stderr, flush=True)
+            continue
         result.update(comparison=config["name"], protocol=fingerprint, entry=entry_hash(config, label),
                       provenance=provenance(pick_device(device)))
         write_json_atomic(path, result)
         if progress:
             print(f"    accuracy {result['metrics']['accuracy']:.4f}  ->  {path}", flush=True)
+    if diverged:
+        raise DivergedRuns(f"{len(diverged)} of {len(paths)} runs diverged and wrote no result file "
+                           "(the others did):\n  " + "\n  ".join(diverged))
     return paths

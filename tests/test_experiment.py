@@ -132,6 +132,26 @@ def test_compare_writes_results_with_provenance_and_resumes(tmp_path):
     assert rerun.stat().st_mtime_ns != before and json.loads(rerun.read_text())["loss_params"]["s"] == 16
 
 
+def test_a_diverged_training_writes_nothing_and_the_other_runs_go_on(tmp_path, monkeypatch):
+    from frbook import experiment
+    from frbook.experiment import DivergedRuns
+
+    real_run_one = experiment.run_one
+
+    def run_one(config, label, *args, **kwargs):  # the trainer's own error for a non-finite loss
+        if label == "exploding":
+            raise FloatingPointError("the loss became nan by step 2; lower optim.lr (0.1) or the loss's scale")
+        return real_run_one(config, label, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "run_one", run_one)
+    config = with_entries(exploding={"loss": {"name": "softmax"}},
+                          normface={"loss": {"name": "normface", "params": {"s": 10}}})
+    with pytest.raises(DivergedRuns, match="(?s)1 of 2 runs diverged.*exploding-seed0: the loss became"):
+        compare(write(tmp_path, config), out_dir=tmp_path / "out", progress=False, device="cpu",
+                runs_dir=tmp_path / "runs")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["normface-seed0.json"]
+
+
 def test_seeds_train_differently_and_a_seed_repeats(tmp_path):
     out = tmp_path / "out"
     compare(write(tmp_path, TINY), out_dir=out, progress=False, device="cpu", runs_dir=tmp_path / "runs", only=["normface"])

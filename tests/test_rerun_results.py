@@ -22,7 +22,8 @@ def load_script():
 def test_every_result_folder_has_its_commands():
     rerun = load_script()
     folders = {path.name for path in (REPO / "book" / "results").iterdir() if path.is_dir()}
-    assert folders == set(rerun.FOLDERS), folders ^ set(rerun.FOLDERS)
+    # Every folder of the book has its commands; the list may hold folders the book does not read yet.
+    assert folders <= set(rerun.FOLDERS), folders - set(rerun.FOLDERS)
     names = [name for name, _, _ in rerun.STEPS]
     assert len(names) == len(set(names))
 
@@ -86,5 +87,5 @@ def test_commands_write_under_dest_never_over_the_tracked_files(tmp_path):
         text = " ".join(part for command in commands for part in command)
         assert "book/results" not in text and "{out}" not in text, step[0]
         assert str(tmp_path / step[1]) in text, step[0]  # every step writes into its own folder
-        assert commands[0][0] in (sys.executable, "mkdir", "cp")
+        assert commands[0][0] in (sys.executable, "mkdir", "cp", "env")
         assert all(command[-2:] == ["--device", "cpu"] for command in commands if "compare" in command)
