@@ -53,3 +53,19 @@ def test_citations_that_read_alike_get_year_letters():
     labels = [cite_years._label(entry) for entry in data.entries.values()]
     assert len(labels) == len(set(labels))
     assert cite_years.disambiguate(data) == {}  # lettered years are left alone
+
+
+def test_every_cell_that_shows_a_table_renders_it_as_a_table():
+    """myst-nb renders a cell's markdown output as CommonMark, which has no tables, unless the cell
+    says ``mystnb: {markdown_format: gfm}`` (or myst): without it a table shows as lines of pipes."""
+    import json
+    import re
+
+    missing = []
+    for notebook in sorted((REPO / "book").glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "code" and re.search(r"\b(markdown_table|verification_table)\(", source):
+                if cell["metadata"].get("mystnb", {}).get("markdown_format") not in ("gfm", "myst"):
+                    missing.append(f"{notebook.name}: cell {cell.get('id')}")
+    assert not missing, missing

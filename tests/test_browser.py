@@ -278,9 +278,25 @@ async (timeoutMs) => {
     .filter((cell) => /\bplt\.show\(/.test(source(cell)))
     .filter((cell) => !cell.querySelector('.cell_output img'))
     .map((cell) => source(cell).trim().slice(0, 160));
-  const found = images.map((img) => {
+  // What a reader sees at a figure's right edge with the figure near the top of the window, where
+  // the theme's sticky page contents sit: the figure itself, or something drawn over it.
+  const coveredBy = (img) => {
+    const box = img.closest('figure') || img.closest('div.cell_output') || img;
+    window.scrollTo(0, box.getBoundingClientRect().top + window.scrollY - 80);
+    const r = img.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return null;
+    const x = Math.min(r.right, window.innerWidth) - 4, y = r.top + Math.min(40, r.height / 2);
+    const top = document.elementFromPoint(x, y);
+    if (!top || top === img || box.contains(top)) return null;
+    return (top.className && typeof top.className === 'string' ? top.className.split(' ')[0] : top.tagName)
+      + ` at x = ${Math.round(x)} px`;
+  };
+  const covered = images.map((img) => img.closest('div.cell_output') ? coveredBy(img) : null);
+  window.scrollTo(0, 0);
+  const found = images.map((img, k) => {
     const caption = img.closest('figure')?.querySelector('figcaption');
     return {
+      coveredBy: covered[k],
       src: img.getAttribute('src') || '',
       alt: img.getAttribute('alt'),
       naturalWidth: img.naturalWidth,
@@ -653,6 +669,9 @@ def test_figures_are_legible(visits, name):
         if not (img["inCellOutput"] and img["naturalWidth"] > 0 and img["shownWidth"] > 0):
             continue
         ratio = img["shownWidth"] / img["naturalWidth"]
+        if img["coveredBy"]:
+            problems.append(f"{img['src']} ({img['caption'][:60] or img['alt']!r}) is hidden at its right edge "
+                            f"under {img['coveredBy']} at {VIEWPORT_WIDTH} px")
         if ratio < MIN_SHOWN or ratio * natural_text < MIN_TEXT_PX:
             problems.append(
                 f"{img['src']} ({img['caption'][:60] or img['alt']!r}) is {img['naturalWidth']} px wide, "
