@@ -46,6 +46,19 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+def cpu_description() -> dict:
+    """The CPU a run computed on: its model, the instruction set torch's kernels were chosen for,
+    and its cores. Two CPUs that differ here may round differently, so a CPU run is reproduced
+    bit for bit only on the same kind of CPU (and with the same thread count, see :func:`device_name`)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"model": model, "kernels": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count()}
+
+
 def current_command() -> str:
     """The command line of this process, as a user would type it again."""
     argv = list(sys.argv)
@@ -63,6 +76,7 @@ def provenance(device: str | torch.device = "cpu", command: str | None = None) -
         "git_commit": commit,
         "git_dirty": dirty,
         "device": device_name(device),
+        "cpu": cpu_description(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -17,11 +17,14 @@ and started again. Each step's output goes to ``runs/rerun_results/<step>.log``.
 
 ``--status`` is the check of "every file from one clean commit": it lists, per folder of
 ``--results`` (default ``book/results``), how many files there are, the commits and dates they
-record and how many say the tree was dirty, and exits with 1 when they come from more than one
-commit or any is dirty.
+record, the machines (device and thread count; the CPU's model and the instruction set torch chose
+its kernels for) and how many say the tree was dirty, and exits with 1 when they come from more
+than one commit or any is dirty.
 
-The cost on the 2-core CPU this book is built on (AVX only, about 350 training images/s per core
-for the small CNN at 64x64): the ten LFW folds about 16 hours of one core, everything else about 10.
+The cost on the 2-core CPU this book is built on (AMD EPYC, AVX2 kernels: about 350 training
+images/s per core for the small CNN at 64x64 grey, 9.4 GFLOP a step of 128): one LFW training of
+1,200 steps takes 10-15 minutes of one core, a fold about thirteen trainings' worth (a search with
+four candidates costs four), so the ten folds are about 20 hours of one core.
 On a GPU the LFW comparison is ``configs/compare_lfw_gpu.yaml`` (a different protocol, iResNet-18
 at 112x112), not a step of this list.
 """
@@ -102,14 +105,16 @@ FOLDERS = sorted({folder for _, folder, _ in STEPS} | {"lfw_align"})  # lfw_alig
 
 def folder_status(folder: Path) -> dict:
     """Files, the commits and dates they record, and how many say dirty, for one result folder."""
-    commits, dirty, dates = Counter(), 0, []
+    commits, machines, dirty, dates = Counter(), Counter(), 0, []
     files = sorted(folder.rglob("*.json"))
     for path in files:
         provenance = json.loads(path.read_text()).get("provenance", {})
         commits[str(provenance.get("git_commit", "none"))[:10]] += 1
+        cpu = provenance.get("cpu")  # files written before it was recorded have none
+        machines[f"{provenance.get('device', '?')}" + (f" ({cpu['model']}, {cpu['kernels']})" if cpu else "")] += 1
         dirty += bool(provenance.get("git_dirty"))
         dates.append(str(provenance.get("date", ""))[:10])
-    return {"files": len(files), "commits": dict(commits), "dirty": dirty,
+    return {"files": len(files), "commits": dict(commits), "machines": dict(machines), "dirty": dirty,
             "dates": (min(dates), max(dates)) if dates else None}
 
 
@@ -192,6 +197,7 @@ def main(argv=None) -> int:
             commits = ", ".join(f"{c} x{n}" for c, n in row["commits"].items())
             dates = "" if row["dates"] is None else f", {row['dates'][0]} to {row['dates'][1]}"
             print(f"{folder:24s} {row['files']:4d} files, {row['dirty']:3d} dirty, commits {commits}{dates}")
+            print(" " * 25 + "; ".join(f"{machine} x{n}" for machine, n in row["machines"].items()))
         print("one clean commit: " + ("yes" if one_clean_commit else "no"))
         return 0 if one_clean_commit else 1
     if git_commit()[1]:

@@ -109,8 +109,11 @@ def test_compare_writes_results_with_provenance_and_resumes(tmp_path):
     assert sorted(p.name for p in paths) == sorted(
         ["normface-seed0.json", "normface-seed1.json", "arcface_st-seed0.json", "arcface_st-seed1.json"])
     record = json.loads(paths[0].read_text())
-    for key in ("command", "git_commit", "device", "date", "torch"):
+    for key in ("command", "git_commit", "device", "cpu", "date", "torch"):
         assert key in record["provenance"]
+    cpu = record["provenance"]["cpu"]
+    assert cpu["model"] and cpu["kernels"] in ("DEFAULT", "VSX", "ZVECTOR", "AVX2", "AVX512", "SVE256", "NEON") \
+        and cpu["cores"] >= 1, cpu
     assert 0.0 <= record["metrics"]["accuracy"] <= 1.0 and set(record["metrics"]["tar_at_far"]) == {"0.1"}
     assert record["loss_params"]["s"] == 10 and record["config"]["train"]["seed"] == record["seed"]
     assert record["history"][-1]["step"] == 3
