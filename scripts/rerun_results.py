@@ -104,7 +104,7 @@ FOLDERS = sorted({folder for _, folder, _ in STEPS} | {"lfw_align"})  # lfw_alig
 
 
 def folder_status(folder: Path) -> dict:
-    """Files, the commits and dates they record, and how many say dirty, for one result folder."""
+    """Files, the commits, machines and dates they record, and how many say dirty, for one result folder."""
     commits, machines, dirty, dates = Counter(), Counter(), 0, []
     files = sorted(folder.rglob("*.json"))
     for path in files:
