@@ -16,7 +16,8 @@ they stopped and skip the runs already written under the same protocol, so ``--r
 and started again. Each step's output goes to ``runs/rerun_results/<step>.log``.
 
 ``--status`` is the check of "every file from one clean commit": it lists, per folder of
-``--results`` (default ``book/results``), how many files there are, the commits and dates they
+``--results`` (default ``book/results``), how many files there are (and how many runs of the
+configs have none), the commits and dates they
 record, the machines (device and thread count; the CPU's model and the instruction set torch chose
 its kernels for) and how many say the tree was dirty, and exits with 1 when they come from more
 than one commit or any is dirty.
@@ -114,15 +115,40 @@ def folder_status(folder: Path) -> dict:
         machines[f"{provenance.get('device', '?')}" + (f" ({cpu['model']}, {cpu['kernels']})" if cpu else "")] += 1
         dirty += bool(provenance.get("git_dirty"))
         dates.append(str(provenance.get("date", ""))[:10])
-    return {"files": len(files), "commits": dict(commits), "machines": dict(machines), "dirty": dirty,
-            "dates": (min(dates), max(dates)) if dates else None}
+    expected = expected_files(folder.name)
+    missing = None if expected is None else len(expected - {path.name for path in files})
+    return {"files": len(files), "missing": missing, "commits": dict(commits), "machines": dict(machines),
+            "dirty": dirty, "dates": (min(dates), max(dates)) if dates else None}
+
+
+def expected_files(folder: str) -> set[str] | None:
+    """The result files the comparison steps of ``folder`` write (None for a folder without one)."""
+    from frbook import protocol
+
+    names = set()
+    for _, step_folder, commands in STEPS:
+        for command in commands:
+            if step_folder != folder or "compare" not in command:
+                continue
+            config = protocol.load_comparison(REPO / command[command.index("--config") + 1])
+
+            def values(flag):
+                if flag not in command:
+                    return None
+                rest = command[command.index(flag) + 1:]
+                return rest[:next((k for k, part in enumerate(rest) if part.startswith("--")), len(rest))]
+
+            folds = values("--folds")
+            names |= {protocol.run_name(label, seed, fold) + ".json" for label, fold, seed in
+                      protocol.runs(config, values("--only"), None if folds is None else [int(f) for f in folds])}
+    return names or None
 
 
 def status(results: Path = RESULTS) -> tuple[list[tuple[str, dict]], bool]:
     """(folder, status) for every folder under ``results``, and whether they all share one clean commit."""
     rows = [(folder.name, folder_status(folder)) for folder in sorted(results.iterdir()) if folder.is_dir()]
     commits = {commit for _, row in rows for commit in row["commits"]}
-    return rows, len(commits) == 1 and not any(row["dirty"] for _, row in rows)
+    return rows, len(commits) == 1 and not any(row["dirty"] for _, row in rows)  # completeness: see "missing"
 
 
 def commands_of(step, dest: Path, device: str | None) -> list[list[str]]:
@@ -196,7 +222,8 @@ def main(argv=None) -> int:
         for folder, row in rows:
             commits = ", ".join(f"{c} x{n}" for c, n in row["commits"].items())
             dates = "" if row["dates"] is None else f", {row['dates'][0]} to {row['dates'][1]}"
-            print(f"{folder:24s} {row['files']:4d} files, {row['dirty']:3d} dirty, commits {commits}{dates}")
+            missing = "" if row["missing"] is None else f" ({row['missing']} of the configs' runs missing)"
+            print(f"{folder:24s} {row['files']:4d} files{missing}, {row['dirty']:3d} dirty, commits {commits}{dates}")
             print(" " * 25 + "; ".join(f"{machine} x{n}" for machine, n in row["machines"].items()))
         print("one clean commit: " + ("yes" if one_clean_commit else "no"))
         return 0 if one_clean_commit else 1

@@ -89,3 +89,12 @@ def test_commands_write_under_dest_never_over_the_tracked_files(tmp_path):
         assert str(tmp_path / step[1]) in text, step[0]  # every step writes into its own folder
         assert commands[0][0] in (sys.executable, "mkdir", "cp", "env")
         assert all(command[-2:] == ["--device", "cpu"] for command in commands if "compare" in command)
+
+
+def test_the_status_counts_the_runs_each_folder_should_hold():
+    rerun = load_script()
+    lfw = rerun.expected_files("compare_lfw_cpu")
+    assert len(lfw) == 9 * 10 and "search_softmax-fold9-seed0.json" in lfw
+    threads = rerun.expected_files("compare_all_cpu_2threads")
+    assert threads == {f"{label}-seed{seed}.json" for label in ("softmax", "cosface", "arcface") for seed in range(5)}
+    assert rerun.expected_files("p2sgrad_fixes") is None  # a script's folder: no comparison to count
