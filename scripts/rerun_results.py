@@ -121,26 +121,26 @@ def folder_status(folder: Path) -> dict:
             "dirty": dirty, "dates": (min(dates), max(dates)) if dates else None}
 
 
+def flag_values(command: list[str], flag: str) -> list[str] | None:
+    """The values after ``flag`` in ``command`` (up to the next option), or None without it."""
+    if flag not in command:
+        return None
+    rest = command[command.index(flag) + 1:]
+    return rest[:next((k for k, part in enumerate(rest) if part.startswith("--")), len(rest))]
+
+
 def expected_files(folder: str) -> set[str] | None:
     """The result files the comparison steps of ``folder`` write (None for a folder without one)."""
     from frbook import protocol
 
     names = set()
     for _, step_folder, commands in STEPS:
-        for command in commands:
-            if step_folder != folder or "compare" not in command:
-                continue
-            config = protocol.load_comparison(REPO / command[command.index("--config") + 1])
-
-            def values(flag):
-                if flag not in command:
-                    return None
-                rest = command[command.index(flag) + 1:]
-                return rest[:next((k for k, part in enumerate(rest) if part.startswith("--")), len(rest))]
-
-            folds = values("--folds")
+        for command in (c for c in commands if step_folder == folder and "compare" in c):
+            config = protocol.load_comparison(REPO / flag_values(command, "--config")[0])
+            folds = flag_values(command, "--folds")
             names |= {protocol.run_name(label, seed, fold) + ".json" for label, fold, seed in
-                      protocol.runs(config, values("--only"), None if folds is None else [int(f) for f in folds])}
+                      protocol.runs(config, flag_values(command, "--only"),
+                                    None if folds is None else [int(f) for f in folds])}
     return names or None
 
 
