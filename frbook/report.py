@@ -52,8 +52,10 @@ def public_command(command: str) -> str:
 
 
 def public_device(device: str) -> str:
-    """A result file's device as a page shows it: the CPU or GPU model, without the thread count
-    the run happened to use (it changes no result of a seeded run)."""
+    """A result file's device as a page shows it: the CPU or GPU model, without the thread count.
+    The count does change a CPU run's numbers (the order of floating-point sums), but every result
+    file of the book is written with one torch thread per process (``scripts/rerun_results.py``),
+    so a page that lists its devices would repeat "1 threads" on every line."""
     return _THREADS.sub("", device).strip()
 
 
