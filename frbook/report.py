@@ -100,6 +100,34 @@ def settings(run: dict, keys: tuple | None = None, train_keys: tuple = ()) -> st
     return ", ".join(f"{k} = {_number(v)}" for k, v in params.items()) or "none"
 
 
+# Keys of a run's config that say where or how fast it ran, or which seed one run of a
+# comparison had, not what the comparison was (and a data path can be a machine's): a page
+# describing the protocol leaves them out.
+_NOT_PROTOCOL = {("data", "path"), ("data", "workers"), ("data", "cache"), ("train", "device"),
+                 ("train", "log_every"), ("train", "compile"), ("train", "channels_last"), ("train", "sync_bn"),
+                 ("train", "seed"), ("eval", "batch_size")}
+
+
+def protocol_settings(config: dict, sections: tuple = ("data", "model", "optim", "schedule", "train", "eval")
+                      ) -> dict[str, str]:
+    """Per section of a result file's config, its settings as ``key=value, ...``: every key the
+    schema gives it, defaults included, except empty ones (None, [], {}), where or how fast the
+    run ran (data path, workers, device ...) and the run's own seed. A nested mapping
+    (``model.params``) is spelled out as ``params.key=value``."""
+    out = {}
+    for section in sections:
+        items = []
+        for k, v in config.get(section, {}).items():
+            if (section, k) in _NOT_PROTOCOL or v is None or v == [] or v == {}:
+                continue
+            if isinstance(v, dict):
+                items += [f"{k}.{sub}={_number(value)}" for sub, value in v.items()]
+            else:
+                items.append(f"{k}={_number(v)}")
+        out[section] = ", ".join(items)
+    return out
+
+
 def _number(value) -> str:
     return f"{round(value, 4):g}" if isinstance(value, float) else str(value)
 

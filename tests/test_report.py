@@ -3,7 +3,7 @@ loss names, difference cells, verification reports side by side and the rows of 
 import pytest
 
 from frbook.report import (LOSS_NAMES, VERDICT_HEADER, claim_rows, difference_cell, loss_name, markdown_table,
-                           mean_std, settings, show, verdict_rows, verification_table)
+                           mean_std, protocol_settings, settings, show, verdict_rows, verification_table)
 from frbook.results import verdict
 
 
@@ -89,3 +89,14 @@ def test_verification_table_one_row_per_report_in_percent_and_same_fars_only():
     assert table[3].startswith("| cnn | 65.82 ± 1.25 | 60.0 to 70.0 |")
     with pytest.raises(ValueError, match="different FARs"):
         verification_table({"a": _report(0.6, [0.6]), "b": _report(0.6, [0.6], fars=(1e-2,))}, "LFW")
+
+
+def test_protocol_settings_spell_out_the_protocol_without_machine_or_seed():
+    config = {"data": {"kind": "lfw", "path": "/home/me/lfw", "workers": 4, "size": 64, "crop": None},
+              "model": {"name": "small_cnn", "params": {"embedding_dim": 128}},
+              "train": {"steps": 1200, "seed": 3, "device": "cuda", "milestones": []},
+              "loss": {"name": "arcface"}}
+    out = protocol_settings(config, sections=("data", "model", "train"))
+    assert out == {"data": "kind=lfw, size=64", "model": "name=small_cnn, params.embedding_dim=128",
+                   "train": "steps=1200"}
+    assert "loss" not in out
