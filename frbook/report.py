@@ -86,17 +86,17 @@ def mean_std(stats: dict, scale: float = 100, digits: int = 2) -> str:
     return f"{scale * stats['mean']:.{digits}f} ± {scale * stats['std']:.{digits}f}"
 
 
-def settings(run: dict, keys: tuple | None = None, train_keys: tuple = ()) -> str:
+def settings(run: dict, keys: tuple | None = None, optim_keys: tuple = ()) -> str:
     """A run's loss settings in one line: a searched loss's search, else its loss parameters
-    (those in ``keys``, all by default; floats to 4 decimals), then the training settings named
-    in ``train_keys`` (e.g. ``("lr",)`` when losses were trained with different rates)."""
+    (those in ``keys``, all by default; floats to 4 decimals), then the optimiser settings of its
+    config named in ``optim_keys`` (e.g. ``("lr",)`` when losses were trained with different rates)."""
     if "search" in run:
         s = run["search"]
         return (f"{s['method']} over a ({s['space']}, {s['mode']} mode), s = {s['s']}, "
                 f"{s['candidates']} candidates, {s['epochs']} epochs")
     params = {k: v for k, v in (run.get("loss_params") or {}).items()
               if v is not None and (keys is None or k in keys)}
-    params.update({k: run["train"][k] for k in train_keys})
+    params.update({k: run["config"]["optim"][k] for k in optim_keys})
     return ", ".join(f"{k} = {_number(v)}" for k, v in params.items()) or "none"
 
 

@@ -30,9 +30,9 @@ def test_show_indents_continuations_and_keeps_a_space_after_a_long_name(capsys):
 def test_mean_std_and_settings():
     assert mean_std({"mean": 0.91234, "std": 0.0042}) == "91.23 ± 0.42"
     assert mean_std({"mean": 10.4, "std": 1.2}, scale=1, digits=0) == "10 ± 1"
-    run = {"loss_params": {"s": 30.000002, "m": 0.5, "grad": "exact", "lamb": None}, "train": {"lr": 3.0}}
+    run = {"loss_params": {"s": 30.000002, "m": 0.5, "grad": "exact", "lamb": None}, "config": {"optim": {"lr": 3.0}}}
     assert settings(run) == "s = 30, m = 0.5, grad = exact"
-    assert settings(run, keys=("s", "m"), train_keys=("lr",)) == "s = 30, m = 0.5, lr = 3"
+    assert settings(run, keys=("s", "m"), optim_keys=("lr",)) == "s = 30, m = 0.5, lr = 3"
     assert settings({"loss_params": {}}) == "none"
     searched = {"search": {"method": "search", "space": "search_softmax", "mode": "global", "s": 30,
                            "candidates": 4, "epochs": 8}}
