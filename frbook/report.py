@@ -1,5 +1,5 @@
 """What the chapters share for display: Markdown tables, labelled lines of text, mean ± std cells,
-verification reports side by side, a run's settings, the rows of a verdict table (:func:`frbook.results.verdict`), the display names
+verification reports side by side, a run's loss settings and a result file's protocol, the rows of a verdict table (:func:`frbook.results.verdict`), the display names
 of the book's losses, and the rows of a table that sets a paper's claims against the verdicts.
 
 Every function returns or prints text; none computes a result the text then claims, so a chapter's
