@@ -12,8 +12,8 @@ run in the order listed, at most ``--jobs`` at a time, each in its own processes
 torch threads (default 1): the thread count changes the order of floating-point sums, and with it a
 training's trajectory (on LFW's 600-pair folds, by points of accuracy), so a file is reproduced by
 the same command on the same kind of machine with the same thread count. Comparisons resume where
-they stopped and skip the runs already written under the same protocol, so ``--run`` can be stopped
-and started again. Each step's output goes to ``runs/rerun_results/<step>.log``.
+they stopped and skip the runs already written under the same protocol, and a single training a
+step interrupted starts again afresh (``--force``), so ``--run`` can be stopped and started again. Each step's output goes to ``runs/rerun_results/<step>.log``.
 
 ``--status`` is the check of "every file from one clean commit": it lists, per folder of
 ``--results`` (default ``book/results``), how many files there are (and how many runs of the
@@ -91,12 +91,12 @@ STEPS: list[tuple[str, str, list[list[str]]]] = [
         compare("compare_lfw_align_cpu")]),
     ("synth_transfer", "synth_transfer", [
         [PY, "-m", "frbook", "train", "--config", "configs/train_synth_cpu.yaml", "--set", "eval.targets=[synth, lfw]",
-         "--out", "runs/synth_transfer", "--quiet"],
+         "--out", "runs/synth_transfer", "--force", "--quiet"],
         [PY, "-m", "frbook", "eval", "--checkpoint", "runs/synth_transfer/last.pt", "--target", "lfw",
          "--json", f"{OUT}/arcface_synth_on_lfw.json", "--quiet"]]),
     *[(f"lfw_unrestricted_cpu-{loss}", "lfw_unrestricted_cpu", [
         [PY, "-m", "frbook", "train", "--config", "configs/train_lfw_cpu.yaml", "--set", f"loss.name={loss}",
-         "--out", f"runs/lfw_unrestricted_cpu/{loss}", "--quiet"],
+         "--out", f"runs/lfw_unrestricted_cpu/{loss}", "--force", "--quiet"],
         [PY, "scripts/collect_run.py", f"runs/lfw_unrestricted_cpu/{loss}",
          f"{OUT}/{loss}-fold0.json"]])
       for loss in ("softmax", "normface", "cosface", "arcface")],

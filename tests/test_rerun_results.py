@@ -89,6 +89,8 @@ def test_commands_write_under_dest_never_over_the_tracked_files(tmp_path):
         assert str(tmp_path / step[1]) in text, step[0]  # every step writes into its own folder
         assert commands[0][0] in (sys.executable, "mkdir", "cp", "env")
         assert all(command[-2:] == ["--device", "cpu"] for command in commands if "compare" in command)
+        # A step that did not finish runs again: its training must not refuse the folder it left.
+        assert all("--force" in command for command in commands if "train" in command[1:4]), step[0]
 
 
 def test_the_status_counts_the_runs_each_folder_should_hold():
