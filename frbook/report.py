@@ -41,13 +41,14 @@ def show(name: str, text: str, width: int = 78, indent: int = 9) -> None:
 
 # Where a run wrote its files and whether it printed progress are choices of the machine that
 # ran it, not of the experiment: a page leaves them out (and with them any machine path).
-_LOCAL_OPTIONS = re.compile(r"\s+--out(?:=|\s+)\S+|\s+--quiet\b")
+_LOCAL_OPTIONS = re.compile(r"\s+--(?:out|json)(?:=|\s+)\S+|\s+--quiet\b")
 _THREADS = re.compile(r",\s*\d+\s+threads?\b")
 
 
 def public_command(command: str) -> str:
     """A result file's command as a page shows it: what reproduces the run (config, ``--set``,
-    ``--only``, ``--folds`` ...), without ``--out FOLDER`` and ``--quiet``."""
+    ``--only``, ``--folds`` ...), without ``--quiet`` and where it wrote (``--out FOLDER``,
+    ``--json FILE``: a path on the machine that ran it, which the page names in its own words)."""
     return _LOCAL_OPTIONS.sub("", command).strip()
 
 

@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
         ("python -m frbook experiment compare --config configs/c.yaml --out=/work/x/y --quiet --only a b",
          "python -m frbook experiment compare --config configs/c.yaml --only a b"),
         ("python -m frbook search --config configs/s.yaml --quietly", "python -m frbook search --config configs/s.yaml --quietly"),
+        ("python -m frbook eval --model pixels --target lfw --json /work/r/results/lfw_eval/pixels.json --quiet",
+         "python -m frbook eval --model pixels --target lfw"),
+        ("python -m frbook eval --json=/tmp/a.json --jsonl x", "python -m frbook eval --jsonl x"),
     ],
 )
 def test_public_command_drops_local_options(command, shown):
