@@ -171,6 +171,7 @@ LOSS_NAMES = {
     "adaface": ("AdaFace", "ch04_adaptive"),
     "subcenter_arcface": ("sub-center ArcFace", "ch04_adaptive"),
     "p2sgrad": ("P2SGrad", "ch06_p2sgrad"),
+    "amlfs": ("AM-LFS", "ch07_search"),
     "random_softmax": ("Random-Softmax", "ch07_search"),
     "random_best": ("random a + best-of-M selection", "ch07_search"),
     "search_softmax": ("Search-Softmax", "ch07_search"),
