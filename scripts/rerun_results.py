@@ -13,7 +13,8 @@ torch threads (default 1): the thread count changes the order of floating-point 
 training's trajectory (on LFW's 600-pair folds, by points of accuracy), so a file is reproduced by
 the same command on the same kind of machine with the same thread count. Comparisons resume where
 they stopped and skip the runs already written under the same protocol, and a single training a
-step interrupted starts again afresh (``--force``), so ``--run`` can be stopped and started again. Each step's output goes to ``runs/rerun_results/<step>.log``.
+step interrupted starts again afresh (``--force``), so ``--run`` can be stopped and started again.
+Each step's output goes to ``runs/rerun_results/<step>.log``.
 
 ``--status`` is the check of "every file from one clean commit": it lists, per folder of
 ``--results`` (default ``book/results``), how many files there are (and how many runs of the
