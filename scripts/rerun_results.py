@@ -66,10 +66,12 @@ STEPS: list[tuple[str, str, list[list[str]]]] = [
       for k in range(10)],
     ("compare_all_cpu", "compare_all_cpu", [compare("compare_all_cpu")]),
     # The same runs of three losses with two torch threads instead of one: how far the order of
-    # floating-point sums alone moves a result, beside the spread between seeds (chapter 9).
+    # floating-point sums alone moves a result, beside the spread between seeds (chapter 9). Its own
+    # --runs folder: in compare_all_cpu's, each run would find its finished checkpoint and only
+    # evaluate it again.
     ("compare_all_cpu_2threads", "compare_all_cpu_2threads", [
         ["env", "OMP_NUM_THREADS=2", "MKL_NUM_THREADS=2",
-         *compare("compare_all_cpu", "--only", "softmax", "cosface", "arcface")]]),
+         *compare("compare_all_cpu", "--only", "softmax", "cosface", "arcface", "--runs", "runs/compare_all_cpu_2threads")]]),
     ("compare_all_hard_cpu", "compare_all_hard_cpu", [compare("compare_all_hard_cpu")]),
     ("compare_margins_cpu", "compare_margins_cpu", [compare("compare_margins_cpu")]),
     ("compare_scale_cpu", "compare_scale_cpu", [compare("compare_scale_cpu")]),

@@ -93,6 +93,20 @@ def test_commands_write_under_dest_never_over_the_tracked_files(tmp_path):
         assert all("--force" in command for command in commands if "train" in command[1:4]), step[0]
 
 
+def test_no_two_steps_share_the_checkpoints_of_a_run():
+    # Two steps that run the same comparison's runs into one --runs folder would share checkpoints:
+    # the second would find each run trained and only evaluate it again.
+    rerun = load_script()
+    seen = {}
+    for step, _, commands in rerun.STEPS:
+        for command in (c for c in commands if "compare" in c):
+            config = rerun.flag_values(command, "--config")[0]
+            runs = (rerun.flag_values(command, "--runs") or [f"runs/{config}"])[0]
+            folds = tuple(rerun.flag_values(command, "--folds") or ())
+            assert (config, runs, folds) not in seen, (step, seen.get((config, runs, folds)))
+            seen[config, runs, folds] = step
+
+
 def test_the_status_counts_the_runs_each_folder_should_hold():
     rerun = load_script()
     lfw = rerun.expected_files("compare_lfw_cpu")
