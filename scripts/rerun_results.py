@@ -12,8 +12,9 @@ run in the order listed, at most ``--jobs`` at a time, each in its own processes
 torch threads (default 1): the thread count changes the order of floating-point sums, and with it a
 training's trajectory (on LFW's 600-pair folds, by points of accuracy), so a file is reproduced by
 the same command on the same kind of machine with the same thread count. Comparisons resume where
-they stopped and skip the runs already written under the same protocol, and a single training a
-step interrupted starts again afresh (``--force``), so ``--run`` can be stopped and started again.
+they stopped and skip the runs already written under the same protocol; any other step is skipped
+once its result files exist, and one that was interrupted starts again afresh (its training with
+``--force``), so ``--run`` can be stopped and started again.
 Each step's output goes to ``runs/rerun_results/<step>.log``.
 
 ``--status`` is the check of "every file from one clean commit": it lists, per folder of
@@ -162,8 +163,19 @@ def commands_of(step, dest: Path, device: str | None) -> list[list[str]]:
             + (["--device", device] if device and "compare" in command else []) for command in commands]
 
 
+def finished(step, dest: Path) -> bool:
+    """Whether a step without a comparison (a training, an evaluation, a script) has written all its
+    result files already, so that running it again would only repeat it. A comparison step always
+    runs: the comparison itself skips the runs it has written."""
+    commands = commands_of(step, dest, None)
+    outputs = [Path(part) for command in commands for part in command
+               if part.startswith(str(dest)) and part.endswith(".json")]
+    return not any("compare" in command for command in commands) and bool(outputs) and all(
+        path.exists() for path in outputs)
+
+
 def run(steps, jobs: int, threads: int, device: str | None, dest: Path, log_dir: Path) -> int:
-    """Run the steps, at most ``jobs`` at a time; return the number that failed."""
+    """Run the steps, at most ``jobs`` at a time, skipping the finished ones; return the number that failed."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +183,9 @@ def run(steps, jobs: int, threads: int, device: str | None, dest: Path, log_dir:
     while pending or running:
         while pending and len(running) < jobs:
             step = pending.pop(0)
+            if finished(step, dest):
+                print(f"[{time.monotonic() - start:7.0f} s] already done: {step[0]}", flush=True)
+                continue
             name, commands = step[0], commands_of(step, dest, device)
             (dest / step[1]).mkdir(parents=True, exist_ok=True)
             script = " && ".join(subprocess.list2cmdline(command) for command in commands)

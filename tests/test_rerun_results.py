@@ -93,6 +93,24 @@ def test_commands_write_under_dest_never_over_the_tracked_files(tmp_path):
         assert all("--force" in command for command in commands if "train" in command[1:4]), step[0]
 
 
+def test_a_step_is_skipped_once_its_result_files_exist_but_a_comparison_never(tmp_path):
+    rerun = load_script()
+    steps = {name: step for step in rerun.STEPS for name in [step[0]]}
+    transfer, lfw = steps["synth_transfer"], steps["compare_lfw_cpu-fold0"]
+    assert not rerun.finished(transfer, tmp_path)
+    (tmp_path / "synth_transfer").mkdir()
+    (tmp_path / "synth_transfer" / "arcface_synth_on_lfw.json").write_text("{}")
+    assert rerun.finished(transfer, tmp_path)
+    (tmp_path / "compare_lfw_cpu").mkdir()
+    assert not rerun.finished(lfw, tmp_path)  # the comparison decides which of its runs are left
+    # Every step that is not a comparison names a result file under the destination to check.
+    for step in rerun.STEPS:
+        commands = rerun.commands_of(step, tmp_path, None)
+        if not any("compare" in command for command in commands):
+            assert any(part.startswith(str(tmp_path)) and part.endswith(".json")
+                       for command in commands for part in command), step[0]
+
+
 def test_no_two_steps_share_the_checkpoints_of_a_run():
     # Two steps that run the same comparison's runs into one --runs folder would share checkpoints:
     # the second would find each run trained and only evaluate it again.
